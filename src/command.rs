@@ -1,0 +1,277 @@
+//! The thin layer between Redis and the command handlers: argument access,
+//! error replies, registration with honest flags and key specs, and the panic
+//! guard every entry point runs behind.
+
+use std::ffi::{c_int, CString};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::raw;
+
+use crate::reply::Reply;
+
+/// An error reply. The text always starts with an error code (`ERR`, `WRONGTYPE`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdError {
+    /// Redis's own wrong-number-of-arguments error.
+    WrongArity,
+    Static(&'static str),
+    Owned(String),
+}
+
+impl CmdError {
+    pub fn msg(text: impl Into<String>) -> Self {
+        CmdError::Owned(text.into())
+    }
+}
+
+impl fmt::Display for CmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdError::WrongArity => f.write_str("ERR wrong number of arguments"),
+            CmdError::Static(s) => f.write_str(s),
+            CmdError::Owned(s) => f.write_str(s),
+        }
+    }
+}
+
+pub const WRONGTYPE: CmdError =
+    CmdError::Static("WRONGTYPE Operation against a key holding the wrong kind of value");
+
+pub type CmdResult = Result<(), CmdError>;
+
+/// The arguments of one call, borrowed from Redis for its duration.
+pub struct Args<'a> {
+    argv: &'a [*mut raw::RedisModuleString],
+}
+
+impl<'a> Args<'a> {
+    pub fn len(&self) -> usize {
+        self.argv.len()
+    }
+
+    /// The raw Redis string at `i`, for APIs that take one (replication, key names).
+    pub fn raw(&self, i: usize) -> Option<*mut raw::RedisModuleString> {
+        self.argv.get(i).copied()
+    }
+
+    /// The bytes of argument `i` (0 is the command name); empty when out of range.
+    pub fn bytes(&self, i: usize) -> &'a [u8] {
+        match self.argv.get(i) {
+            Some(&s) => string_bytes(s),
+            None => &[],
+        }
+    }
+
+    /// Argument `i` as UTF-8 text, or an error naming the argument.
+    pub fn text(&self, i: usize, what: &str) -> Result<&'a str, CmdError> {
+        std::str::from_utf8(self.bytes(i))
+            .map_err(|_| CmdError::msg(format!("ERR {what} must be valid UTF-8")))
+    }
+}
+
+/// Bytes of a Redis string. Valid while the string lives (the call's duration for argv).
+pub fn string_bytes<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
+    let mut len: usize = 0;
+    // SAFETY: `s` is a live RedisModuleString handed to us by Redis; StringPtrLen
+    // returns a pointer to its buffer of `len` bytes, which outlives this call.
+    unsafe {
+        let ptr =
+            raw::RedisModule_StringPtrLen.expect("StringPtrLen is in every Redis")(s, &mut len);
+        if ptr.is_null() || len == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+    }
+}
+
+/// Makes an error text safe for the protocol: one line, no NUL.
+pub fn sanitize_error(text: &str) -> CString {
+    let clean: Vec<u8> = text
+        .bytes()
+        .map(|b| {
+            if b == b'\r' || b == b'\n' || b == 0 {
+                b' '
+            } else {
+                b
+            }
+        })
+        .collect();
+    // No NUL is left, so this cannot fail; fall back to a fixed text anyway.
+    CString::new(clean).unwrap_or_else(|_| CString::from(c"ERR internal error"))
+}
+
+/// Replies with `err`. Wrong arity uses Redis's own message.
+pub fn reply_error(ctx: *mut raw::RedisModuleCtx, err: &CmdError) {
+    // SAFETY: ctx is the live context of the current call.
+    unsafe {
+        match err {
+            CmdError::WrongArity => {
+                raw::RedisModule_WrongArity.expect("WrongArity is in every Redis")(ctx);
+            }
+            other => {
+                let text = sanitize_error(&other.to_string());
+                raw::RedisModule_ReplyWithError.expect("ReplyWithError is in every Redis")(
+                    ctx,
+                    text.as_ptr(),
+                );
+            }
+        }
+    }
+}
+
+pub type Handler = fn(&Reply, &Args) -> CmdResult;
+
+/// Runs a handler behind the panic guard: a panic becomes an error reply and a
+/// log line instead of aborting the server.
+pub fn dispatch(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    handler: Handler,
+) -> c_int {
+    let argv: &[*mut raw::RedisModuleString] = if argv.is_null() || argc <= 0 {
+        &[]
+    } else {
+        // SAFETY: Redis passes `argc` valid string pointers at `argv` for this call.
+        unsafe { std::slice::from_raw_parts(argv, argc as usize) }
+    };
+    let args = Args { argv };
+    let reply = Reply::new(ctx);
+    let outcome = catch_unwind(AssertUnwindSafe(|| handler(&reply, &args)));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => reply_error(ctx, &e),
+        Err(_) => {
+            crate::log::warning(
+                ctx,
+                "cachekit: internal error (panic) in a command; see the previous log line",
+            );
+            reply_error(ctx, &CmdError::Static("ERR internal error"));
+        }
+    }
+    raw::Status::Ok as c_int
+}
+
+/// How a command is declared to Redis.
+pub struct CommandDef {
+    pub name: &'static str,
+    /// `RM_CreateCommand` flags, e.g. "write deny-oom fast".
+    pub flags: &'static str,
+    /// Arity as Redis counts it: N exact, -N at least N.
+    pub arity: c_int,
+    /// Index of the argument that routes the command (cluster slot), 0 for none.
+    /// Declared as a NOT_KEY key spec: clients and the cluster route by it,
+    /// while ACL is checked by the module on the keys it builds.
+    pub route_arg: c_int,
+    /// True when `route_arg` is itself the real key (internal commands).
+    pub route_is_key: bool,
+    pub summary: &'static str,
+    pub handler:
+        extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int,
+}
+
+/// Declares an `extern "C"` entry point for a handler.
+#[macro_export]
+macro_rules! entry_point {
+    ($name:ident, $handler:path) => {
+        extern "C" fn $name(
+            ctx: *mut redis_module::raw::RedisModuleCtx,
+            argv: *mut *mut redis_module::raw::RedisModuleString,
+            argc: std::ffi::c_int,
+        ) -> std::ffi::c_int {
+            $crate::command::dispatch(ctx, argv, argc, $handler)
+        }
+    };
+}
+
+/// Registers `def` with Redis, including its key spec and arity.
+pub fn register(ctx: *mut raw::RedisModuleCtx, def: &CommandDef) -> Result<(), String> {
+    let name = CString::new(def.name).map_err(|_| format!("bad command name {}", def.name))?;
+    let flags = CString::new(def.flags).map_err(|_| format!("bad flags for {}", def.name))?;
+    let key = def.route_arg;
+    // SAFETY: called from OnLoad with the load context; the strings outlive the call.
+    let status = unsafe {
+        raw::RedisModule_CreateCommand.ok_or("no CreateCommand")?(
+            ctx,
+            name.as_ptr(),
+            Some(def.handler),
+            flags.as_ptr(),
+            key,
+            key,
+            if key > 0 { 1 } else { 0 },
+        )
+    };
+    if status != raw::Status::Ok as c_int {
+        return Err(format!("could not create command {}", def.name));
+    }
+    set_command_info(ctx, def, &name)
+}
+
+fn set_command_info(
+    ctx: *mut raw::RedisModuleCtx,
+    def: &CommandDef,
+    name: &CString,
+) -> Result<(), String> {
+    let Some(set_info) = (unsafe { raw::RedisModule_SetCommandInfo }) else {
+        // Older servers: the legacy key range from CreateCommand still routes.
+        return Ok(());
+    };
+    // SAFETY: the command was just created under this name.
+    let command =
+        unsafe { raw::RedisModule_GetCommand.ok_or("no GetCommand")?(ctx, name.as_ptr()) };
+    if command.is_null() {
+        return Err(format!("command {} not found after creation", def.name));
+    }
+    // The C header keeps its version struct static; these are its version-1 values.
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    let summary = CString::new(def.summary).map_err(|_| "bad summary".to_string())?;
+    let since = c"0.1.0";
+    // SAFETY: an all-zero key spec is the array terminator the API expects.
+    let mut specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
+    if def.route_arg > 0 {
+        let mut flags = if def.flags.contains("write") {
+            raw::REDISMODULE_CMD_KEY_RW as u64
+        } else {
+            raw::REDISMODULE_CMD_KEY_RO as u64
+        };
+        if !def.route_is_key {
+            flags |= raw::REDISMODULE_CMD_KEY_NOT_KEY as u64;
+        }
+        specs[0].flags = flags;
+        specs[0].begin_search_type =
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+        specs[0].bs.index.pos = def.route_arg;
+        specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+        specs[0].fk.range.lastkey = 0;
+        specs[0].fk.range.keystep = 1;
+        specs[0].fk.range.limit = 0;
+    }
+    let mut info = raw::RedisModuleCommandInfo {
+        version: &version,
+        summary: summary.as_ptr(),
+        complexity: c"O(1)".as_ptr(),
+        since: since.as_ptr(),
+        history: std::ptr::null_mut(),
+        tips: std::ptr::null(),
+        arity: def.arity,
+        key_specs: if def.route_arg > 0 {
+            specs.as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        },
+        args: std::ptr::null_mut(),
+    };
+    // SAFETY: `info` and everything it points to live until the call returns;
+    // Redis copies what it keeps.
+    let status = unsafe { set_info(command, &mut info) };
+    if status != raw::Status::Ok as c_int {
+        return Err(format!("could not set command info of {}", def.name));
+    }
+    Ok(())
+}

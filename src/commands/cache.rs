@@ -1,0 +1,192 @@
+//! CACHE.SET*/GET* and CACHE.INVALIDATEUSER.
+
+use std::sync::atomic::AtomicI64;
+
+use crate::acl::{check_keys, Access};
+use crate::args::{int_in, is_token, syntax_error};
+use crate::command::{Args, CmdError, CmdResult};
+use crate::config::{self, KEY_STYLE, MAX_TTL};
+use crate::json_shape::{self, Shape};
+use crate::keys::{self, KeyStyle, UserKind};
+use crate::reply::Reply;
+use crate::stats::{Namespace, COUNTERS};
+use crate::store::{replicate, Key, Mode, OwnedString};
+
+/// What a pair of SET/GET commands stores.
+pub struct Kind {
+    pub namespace: Namespace,
+    pub ttl: &'static AtomicI64,
+    pub shape: Shape,
+}
+
+pub const USER: Kind = Kind {
+    namespace: Namespace::User,
+    ttl: &config::USER_TTL,
+    shape: Shape::Object,
+};
+pub const PERMISSIONS: Kind = Kind {
+    namespace: Namespace::Permissions,
+    ttl: &config::USER_TTL,
+    shape: Shape::Array,
+};
+pub const SESSION: Kind = Kind {
+    namespace: Namespace::Session,
+    ttl: &config::SESSION_TTL,
+    shape: Shape::Object,
+};
+
+/// Parses trailing options of a SET command: only `TTL <seconds>`.
+/// Returns the TTL in seconds, from the option or the config.
+pub fn parse_set_options(
+    args: &Args,
+    from: usize,
+    kind: &Kind,
+    extra: &mut dyn FnMut(&Args, usize) -> Result<Option<usize>, CmdError>,
+) -> Result<i64, CmdError> {
+    let mut ttl = config::ttl(kind.ttl);
+    let mut i = from;
+    while i < args.len() {
+        let arg = args.bytes(i);
+        if is_token(arg, "TTL") {
+            if i + 1 >= args.len() {
+                return Err(syntax_error(arg, "TTL <seconds>"));
+            }
+            ttl = int_in(args.bytes(i + 1), "TTL", 1, MAX_TTL)?;
+            i += 2;
+        } else if let Some(used) = extra(args, i)? {
+            i += used;
+        } else {
+            return Err(syntax_error(arg, "TTL <seconds>"));
+        }
+    }
+    Ok(ttl)
+}
+
+/// Stores the client's JSON text at `key` with `ttl_s`, refusing other types,
+/// and replicates the effect with its absolute expiry.
+pub fn store_json(
+    reply: &Reply,
+    key: &[u8],
+    value_arg: usize,
+    args: &Args,
+    ttl_s: i64,
+) -> CmdResult {
+    let ctx = reply.ctx();
+    let name = OwnedString::new(key);
+    check_keys(ctx, &[(&name, Access::Write)])?;
+    let value = args.raw(value_arg).ok_or(CmdError::WrongArity)?;
+    let k = Key::open(ctx, &name, Mode::Write);
+    k.expect_string_or_empty()?;
+    let at = k.set_string_with_ttl(value, ttl_s * 1000)?;
+    drop(k);
+    let at = at.to_string();
+    replicate(
+        ctx,
+        c"SET",
+        &[key, args.bytes(value_arg), b"PXAT", at.as_bytes()],
+    );
+    reply.ok();
+    Ok(())
+}
+
+/// Replies the JSON text at `key` or nil, counting a hit or a miss.
+pub fn fetch_json(reply: &Reply, key: &[u8], ns: Namespace) -> CmdResult {
+    let ctx = reply.ctx();
+    let name = OwnedString::new(key);
+    check_keys(ctx, &[(&name, Access::Read)])?;
+    let k = Key::open(ctx, &name, Mode::Read);
+    match k.read_string()? {
+        Some(v) => {
+            COUNTERS.lookup(ns, true);
+            reply.bulk(v);
+        }
+        None => {
+            COUNTERS.lookup(ns, false);
+            reply.null();
+        }
+    }
+    Ok(())
+}
+
+fn no_extra(_: &Args, _: usize) -> Result<Option<usize>, CmdError> {
+    Ok(None)
+}
+
+pub fn style() -> KeyStyle {
+    KEY_STYLE.get()
+}
+
+fn user_scoped_key(args: &Args, ukind: UserKind) -> Result<Vec<u8>, CmdError> {
+    let what = if ukind == UserKind::Session {
+        "telegram_id"
+    } else {
+        "user_id"
+    };
+    keys::user_key(style(), ukind, args.bytes(1), what).map_err(|e| CmdError::msg(e.to_string()))
+}
+
+fn set_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> CmdResult {
+    if args.len() < 3 {
+        return Err(CmdError::WrongArity);
+    }
+    json_shape::validate(args.bytes(2), kind.shape, "value").map_err(CmdError::msg)?;
+    let ttl = parse_set_options(args, 3, kind, &mut no_extra)?;
+    let key = user_scoped_key(args, ukind)?;
+    store_json(reply, &key, 2, args, ttl)
+}
+
+fn get_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> CmdResult {
+    if args.len() != 2 {
+        return Err(CmdError::WrongArity);
+    }
+    let key = user_scoped_key(args, ukind)?;
+    fetch_json(reply, &key, kind.namespace)
+}
+
+pub fn setuser(reply: &Reply, args: &Args) -> CmdResult {
+    set_user_scoped(reply, args, &USER, UserKind::User)
+}
+pub fn getuser(reply: &Reply, args: &Args) -> CmdResult {
+    get_user_scoped(reply, args, &USER, UserKind::User)
+}
+pub fn setpermissions(reply: &Reply, args: &Args) -> CmdResult {
+    set_user_scoped(reply, args, &PERMISSIONS, UserKind::Permissions)
+}
+pub fn getpermissions(reply: &Reply, args: &Args) -> CmdResult {
+    get_user_scoped(reply, args, &PERMISSIONS, UserKind::Permissions)
+}
+pub fn setsession(reply: &Reply, args: &Args) -> CmdResult {
+    set_user_scoped(reply, args, &SESSION, UserKind::Session)
+}
+pub fn getsession(reply: &Reply, args: &Args) -> CmdResult {
+    get_user_scoped(reply, args, &SESSION, UserKind::Session)
+}
+
+/// Deletes the user's record, permissions, session and user-with-roles keys
+/// in one step; replies how many existed.
+pub fn invalidateuser(reply: &Reply, args: &Args) -> CmdResult {
+    if args.len() != 2 {
+        return Err(CmdError::WrongArity);
+    }
+    let ctx = reply.ctx();
+    let mut names = Vec::with_capacity(4);
+    for ukind in UserKind::ALL {
+        let key = keys::user_key(style(), ukind, args.bytes(1), "user_id")
+            .map_err(|e| CmdError::msg(e.to_string()))?;
+        names.push(OwnedString::new(&key));
+    }
+    let checks: Vec<(&OwnedString, Access)> = names.iter().map(|n| (n, Access::Delete)).collect();
+    check_keys(ctx, &checks)?;
+    let mut deleted: Vec<&[u8]> = Vec::with_capacity(4);
+    for name in &names {
+        let k = Key::open(ctx, name, Mode::Write);
+        if k.exists() && k.delete() {
+            deleted.push(name.bytes());
+        }
+    }
+    if !deleted.is_empty() {
+        replicate(ctx, c"DEL", &deleted);
+    }
+    reply.int(deleted.len() as i64);
+    Ok(())
+}

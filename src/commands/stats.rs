@@ -1,0 +1,129 @@
+//! CACHE.STATS [RESET] and the INFO section.
+
+use std::ffi::{c_char, CStr};
+
+use redis_module::raw;
+
+use crate::args::is_token;
+use crate::command::{Args, CmdError, CmdResult};
+use crate::reply::{rm, Reply};
+use crate::stats::{hit_rate, recommendations, Namespace, COUNTERS};
+
+struct Memory {
+    used_human: String,
+    used: u64,
+    max: u64,
+}
+
+fn memory(ctx: *mut raw::RedisModuleCtx) -> Memory {
+    let mut m = Memory {
+        used_human: String::new(),
+        used: 0,
+        max: 0,
+    };
+    // SAFETY: live context; the info object is freed before returning and the
+    // field string is copied out first.
+    unsafe {
+        let info = rm!(RedisModule_GetServerInfo)(ctx, c"memory".as_ptr());
+        if info.is_null() {
+            return m;
+        }
+        let human: *const c_char =
+            rm!(RedisModule_ServerInfoGetFieldC)(info, c"used_memory_human".as_ptr());
+        if !human.is_null() {
+            m.used_human = CStr::from_ptr(human).to_string_lossy().into_owned();
+        }
+        m.used = rm!(RedisModule_ServerInfoGetFieldUnsigned)(
+            info,
+            c"used_memory".as_ptr(),
+            std::ptr::null_mut(),
+        );
+        m.max = rm!(RedisModule_ServerInfoGetFieldUnsigned)(
+            info,
+            c"maxmemory".as_ptr(),
+            std::ptr::null_mut(),
+        );
+        rm!(RedisModule_FreeServerInfo)(ctx, info);
+    }
+    m
+}
+
+pub fn stats(reply: &Reply, args: &Args) -> CmdResult {
+    match args.len() {
+        1 => {}
+        2 if is_token(args.bytes(1), "RESET") => {
+            COUNTERS.reset();
+            reply.ok();
+            return Ok(());
+        }
+        2 => return Err(crate::args::syntax_error(args.bytes(1), "RESET")),
+        _ => return Err(CmdError::WrongArity),
+    }
+    let s = COUNTERS.snapshot();
+    let mem = memory(reply.ctx());
+    let (hits, misses) = (s.total_hits(), s.total_misses());
+
+    reply.map(8);
+    reply.field("hits");
+    reply.int(hits as i64);
+    reply.field("misses");
+    reply.int(misses as i64);
+    reply.field("total_requests");
+    reply.int((hits + misses) as i64);
+    reply.field("hit_rate");
+    reply.double(hit_rate(hits, misses));
+    reply.field("namespaces");
+    reply.map(Namespace::ALL.len());
+    for ns in Namespace::ALL {
+        let (h, m) = (s.hits[ns as usize], s.misses[ns as usize]);
+        reply.field(ns.name());
+        reply.map(3);
+        reply.field("hits");
+        reply.int(h as i64);
+        reply.field("misses");
+        reply.int(m as i64);
+        reply.field("hit_rate");
+        reply.double(hit_rate(h, m));
+    }
+    reply.field("ratelimit");
+    reply.map(2);
+    reply.field("allowed");
+    reply.int(s.allowed as i64);
+    reply.field("denied");
+    reply.int(s.denied as i64);
+    reply.field("used_memory_human");
+    reply.bulk(mem.used_human.as_bytes());
+    reply.field("recommendations");
+    let recs = recommendations(&s, mem.used, mem.max);
+    reply.array(recs.len());
+    for r in &recs {
+        reply.bulk(r.as_bytes());
+    }
+    Ok(())
+}
+
+/// `INFO cachekit`: section `cachekit_stats`, fields prefixed `cachekit_` by Redis.
+pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std::ffi::c_int) {
+    let s = COUNTERS.snapshot();
+    let mut fields: Vec<(String, u64)> = vec![
+        ("hits".into(), s.total_hits()),
+        ("misses".into(), s.total_misses()),
+    ];
+    for ns in Namespace::ALL {
+        fields.push((format!("{}_hits", ns.name()), s.hits[ns as usize]));
+        fields.push((format!("{}_misses", ns.name()), s.misses[ns as usize]));
+    }
+    fields.push(("ratelimit_allowed".into(), s.allowed));
+    fields.push(("ratelimit_denied".into(), s.denied));
+    // SAFETY: live info context; names are NUL-terminated for the call.
+    unsafe {
+        if rm!(RedisModule_InfoAddSection)(ctx, c"stats".as_ptr()) != raw::REDISMODULE_OK as i32 {
+            return;
+        }
+        for (name, v) in fields {
+            if let Ok(name) = std::ffi::CString::new(name) {
+                rm!(RedisModule_InfoAddFieldULongLong)(ctx, name.as_ptr(), v);
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Module configs (`CONFIG GET/SET cachekit.<name>`, `loadmodule ... <name> <value>`).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redis_module::configuration::{
+    register_enum_configuration, register_i64_configuration, register_string_configuration,
+    ConfigurationContext, ConfigurationFlags, ConfigurationValue,
+};
+use redis_module::{enum_configuration, Context, RedisError, RedisString};
+
+use crate::keys::KeyStyle;
+use crate::policy::Policies;
+
+pub const DEFAULT_POLICIES: &str = "default:100/60 search:20/60 upload:5/60";
+/// Ten years: longer TTLs are almost certainly a unit mistake.
+pub const MAX_TTL: i64 = 315_360_000;
+
+pub static USER_TTL: AtomicI64 = AtomicI64::new(1800);
+pub static SESSION_TTL: AtomicI64 = AtomicI64::new(3600);
+pub static SEARCH_TTL: AtomicI64 = AtomicI64::new(1800);
+pub static RAG_TTL: AtomicI64 = AtomicI64::new(3600);
+pub static TRANSLATION_TTL: AtomicI64 = AtomicI64::new(86400);
+
+/// Set at load: a cluster node must not use the plain key style.
+pub static CLUSTER_MODE: AtomicBool = AtomicBool::new(false);
+
+pub fn ttl(cell: &AtomicI64) -> i64 {
+    cell.load(Ordering::Relaxed)
+}
+
+enum_configuration! {
+    #[allow(non_camel_case_types)]
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum KeyStyleOption {
+        plain = 0,
+        tagged = 1,
+    }
+}
+
+pub struct KeyStyleConfig(AtomicU8);
+
+pub static KEY_STYLE: KeyStyleConfig = KeyStyleConfig(AtomicU8::new(0));
+
+pub const PLAIN_IN_CLUSTER: &str = "key-style plain is refused in cluster mode: plain keys of one user hash to different slots, so commands could not stay atomic on one node. Set cachekit.key-style tagged (e.g. loadmodule libcachekit.so key-style tagged)";
+
+impl KeyStyleConfig {
+    pub fn get(&self) -> KeyStyle {
+        if self.0.load(Ordering::Relaxed) == 1 {
+            KeyStyle::Tagged
+        } else {
+            KeyStyle::Plain
+        }
+    }
+}
+
+impl ConfigurationValue<KeyStyleOption> for KeyStyleConfig {
+    fn get(&self, _ctx: &ConfigurationContext) -> KeyStyleOption {
+        match KeyStyleConfig::get(self) {
+            KeyStyle::Plain => KeyStyleOption::plain,
+            KeyStyle::Tagged => KeyStyleOption::tagged,
+        }
+    }
+
+    fn set(&self, _ctx: &ConfigurationContext, val: KeyStyleOption) -> Result<(), RedisError> {
+        if val == KeyStyleOption::plain && CLUSTER_MODE.load(Ordering::Relaxed) {
+            return Err(RedisError::Str(PLAIN_IN_CLUSTER));
+        }
+        self.0.store(val as u8, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+pub struct PolicyConfig(Mutex<Option<Arc<Policies>>>);
+
+pub static POLICIES: PolicyConfig = PolicyConfig(Mutex::new(None));
+
+impl PolicyConfig {
+    /// The current policies; cheap to clone out of the lock.
+    pub fn current(&self) -> Arc<Policies> {
+        match self.0.lock() {
+            Ok(g) => g.clone().unwrap_or_default(),
+            Err(poisoned) => poisoned.into_inner().clone().unwrap_or_default(),
+        }
+    }
+
+    fn store(&self, p: Policies) {
+        let mut g = match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = Some(Arc::new(p));
+    }
+}
+
+impl ConfigurationValue<RedisString> for PolicyConfig {
+    fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
+        RedisString::create(None, self.current().render())
+    }
+
+    fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let text = std::str::from_utf8(val.as_slice())
+            .map_err(|_| RedisError::Str("ratelimit-policies must be valid UTF-8"))?;
+        let parsed = Policies::parse(text)
+            .map_err(|e| RedisError::String(format!("invalid ratelimit-policies: {e}")))?;
+        self.store(parsed);
+        Ok(())
+    }
+}
+
+const TTL_CONFIGS: [(&str, &AtomicI64); 5] = [
+    ("user-ttl", &USER_TTL),
+    ("session-ttl", &SESSION_TTL),
+    ("search-ttl", &SEARCH_TTL),
+    ("rag-ttl", &RAG_TTL),
+    ("translation-ttl", &TRANSLATION_TTL),
+];
+
+/// `loadmodule` arguments: `name value` pairs, validated like `CONFIG SET`.
+pub struct LoadArgs {
+    pairs: Vec<(String, String)>,
+}
+
+impl LoadArgs {
+    pub fn parse(args: &[RedisString]) -> Result<LoadArgs, String> {
+        if args.len() % 2 != 0 {
+            return Err("module arguments must be name/value pairs, e.g. user-ttl 900".into());
+        }
+        let mut pairs = Vec::new();
+        for pair in args.chunks(2) {
+            let name = pair[0].to_string_lossy().to_ascii_lowercase();
+            let value = pair[1].to_string_lossy();
+            let known = TTL_CONFIGS.iter().any(|(n, _)| *n == name)
+                || name == "key-style"
+                || name == "ratelimit-policies";
+            if !known {
+                return Err(format!(
+                    "unknown module argument '{name}'; known: user-ttl session-ttl search-ttl rag-ttl translation-ttl key-style ratelimit-policies"
+                ));
+            }
+            pairs.push((name, value));
+        }
+        Ok(LoadArgs { pairs })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Registers every config with its load-time value (or default) and loads
+/// those given in the config file.
+pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
+    for (name, cell) in TTL_CONFIGS {
+        let default = match args.get(name) {
+            None => cell.load(Ordering::Relaxed),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|t| (1..=MAX_TTL).contains(t))
+                .ok_or_else(|| {
+                    format!("{name} must be an integer from 1 to {MAX_TTL}, got '{v}'")
+                })?,
+        };
+        cell.store(default, Ordering::Relaxed);
+        register_i64_configuration(
+            ctx,
+            name,
+            cell,
+            default,
+            1,
+            MAX_TTL,
+            ConfigurationFlags::DEFAULT,
+            None,
+        );
+    }
+
+    let style = match args.get("key-style") {
+        None | Some("plain") => KeyStyleOption::plain,
+        Some("tagged") => KeyStyleOption::tagged,
+        Some(other) => return Err(format!("key-style must be plain or tagged, got '{other}'")),
+    };
+    if style == KeyStyleOption::plain && CLUSTER_MODE.load(Ordering::Relaxed) {
+        return Err(PLAIN_IN_CLUSTER.to_string());
+    }
+    KEY_STYLE.0.store(style.clone() as u8, Ordering::Relaxed);
+    register_enum_configuration(
+        ctx,
+        "key-style",
+        &KEY_STYLE,
+        style,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+
+    let policies = args.get("ratelimit-policies").unwrap_or(DEFAULT_POLICIES);
+    let parsed =
+        Policies::parse(policies).map_err(|e| format!("invalid ratelimit-policies: {e}"))?;
+    POLICIES.store(parsed);
+    register_string_configuration(
+        ctx,
+        "ratelimit-policies",
+        &POLICIES,
+        policies,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+
+    // SAFETY: called from OnLoad with its context, after registering the configs.
+    let loaded = unsafe {
+        match redis_module::raw::RedisModule_LoadConfigs {
+            Some(load) => load(ctx.ctx),
+            None => redis_module::raw::REDISMODULE_OK as i32,
+        }
+    };
+    if loaded != redis_module::raw::REDISMODULE_OK as i32 {
+        return Err(
+            "could not load cachekit configs from the config file (see the log line above)".into(),
+        );
+    }
+    Ok(())
+}

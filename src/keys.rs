@@ -1,0 +1,378 @@
+//! Key schemes. `plain` keys are byte-identical to the original Python
+//! services; `tagged` keys carry a Redis Cluster hash tag whose slot is the
+//! slot of the argument the command routes by.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use md5::{Digest, Md5};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStyle {
+    Plain,
+    Tagged,
+}
+
+/// The user-scoped kinds: one id, one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKind {
+    User,
+    Permissions,
+    Session,
+    UserWithRoles,
+}
+
+impl UserKind {
+    pub const ALL: [UserKind; 4] = [
+        UserKind::User,
+        UserKind::Permissions,
+        UserKind::Session,
+        UserKind::UserWithRoles,
+    ];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            UserKind::User => "user:",
+            UserKind::Permissions => "user_permissions:",
+            UserKind::Session => "session:",
+            UserKind::UserWithRoles => "user_with_roles:",
+        }
+    }
+}
+
+/// Why a key could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    Empty(&'static str),
+    Untaggable(&'static str),
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Empty(what) => write!(f, "ERR {what} must not be empty"),
+            KeyError::Untaggable(what) => write!(
+                f,
+                "ERR {what} must not contain '}}' with key-style tagged: it would break the key's hash tag"
+            ),
+        }
+    }
+}
+
+/// Checks an id that goes inside `{...}`: the tag must be the whole id, so the
+/// key's slot is the id's own slot.
+fn taggable(id: &[u8], what: &'static str) -> Result<(), KeyError> {
+    if id.contains(&b'}') {
+        return Err(KeyError::Untaggable(what));
+    }
+    Ok(())
+}
+
+fn non_empty(id: &[u8], what: &'static str) -> Result<(), KeyError> {
+    if id.is_empty() {
+        return Err(KeyError::Empty(what));
+    }
+    Ok(())
+}
+
+/// `user:<id>` and friends, or `user:{<id>}` when tagged.
+pub fn user_key(
+    style: KeyStyle,
+    kind: UserKind,
+    id: &[u8],
+    what: &'static str,
+) -> Result<Vec<u8>, KeyError> {
+    non_empty(id, what)?;
+    let prefix = kind.prefix().as_bytes();
+    let mut key = Vec::with_capacity(prefix.len() + id.len() + 2);
+    key.extend_from_slice(prefix);
+    push_id(&mut key, style, id, what)?;
+    Ok(key)
+}
+
+fn push_id(
+    key: &mut Vec<u8>,
+    style: KeyStyle,
+    id: &[u8],
+    what: &'static str,
+) -> Result<(), KeyError> {
+    match style {
+        KeyStyle::Plain => key.extend_from_slice(id),
+        KeyStyle::Tagged => {
+            taggable(id, what)?;
+            key.push(b'{');
+            key.extend_from_slice(id);
+            key.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case hex md5 of the parts joined by `:`, as the Python services hash them.
+pub fn md5_hex(parts: &[&[u8]]) -> String {
+    let mut h = Md5::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update(b":");
+        }
+        h.update(p);
+    }
+    let digest = h.finalize();
+    let mut out = String::with_capacity(32);
+    for b in digest {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// `search:<md5(query:user_id:filters)>`; tagged: `search:{<user_id>}<md5>`.
+/// `filters` is the canonical (Python `json.dumps(sort_keys=True)`) text.
+pub fn search_key(
+    style: KeyStyle,
+    query: &[u8],
+    user_id: &[u8],
+    filters: &[u8],
+) -> Result<Vec<u8>, KeyError> {
+    hashed_user_key(style, "search:", user_id, &[query, user_id, filters])
+}
+
+/// `rag_response:<md5(query:user_id:context_hash)>`; tagged: `rag_response:{<user_id>}<md5>`.
+pub fn rag_key(
+    style: KeyStyle,
+    query: &[u8],
+    user_id: &[u8],
+    context_hash: &[u8],
+) -> Result<Vec<u8>, KeyError> {
+    hashed_user_key(
+        style,
+        "rag_response:",
+        user_id,
+        &[query, user_id, context_hash],
+    )
+}
+
+fn hashed_user_key(
+    style: KeyStyle,
+    prefix: &str,
+    user_id: &[u8],
+    parts: &[&[u8]],
+) -> Result<Vec<u8>, KeyError> {
+    non_empty(user_id, "user_id")?;
+    let digest = md5_hex(parts);
+    let mut key = Vec::with_capacity(prefix.len() + user_id.len() + 34);
+    key.extend_from_slice(prefix.as_bytes());
+    if style == KeyStyle::Tagged {
+        push_id(&mut key, style, user_id, "user_id")?;
+    }
+    key.extend_from_slice(digest.as_bytes());
+    Ok(key)
+}
+
+/// `translation:<md5(text)>:<source>:<target>`; tagged: the md5 is preceded by
+/// `{<tag>}`, a short precomputed tag whose slot is the slot of `text`.
+pub fn translation_key(style: KeyStyle, text: &[u8], source: &[u8], target: &[u8]) -> Vec<u8> {
+    let digest = md5_hex(&[text]);
+    let mut key = Vec::with_capacity(12 + 8 + 32 + source.len() + target.len() + 2);
+    key.extend_from_slice(b"translation:");
+    if style == KeyStyle::Tagged {
+        key.push(b'{');
+        key.extend_from_slice(slot_tag(key_slot(text)).as_bytes());
+        key.push(b'}');
+    }
+    key.extend_from_slice(digest.as_bytes());
+    key.push(b':');
+    key.extend_from_slice(source);
+    key.push(b':');
+    key.extend_from_slice(target);
+    key
+}
+
+/// `rate_limit:<action>:<identifier>`; tagged: `rate_limit:<action>:{<identifier>}`.
+pub fn ratelimit_key(
+    style: KeyStyle,
+    action: &[u8],
+    identifier: &[u8],
+) -> Result<Vec<u8>, KeyError> {
+    non_empty(identifier, "identifier")?;
+    non_empty(action, "action")?;
+    if style == KeyStyle::Tagged && action.contains(&b'{') {
+        return Err(KeyError::Untaggable("action"));
+    }
+    let mut key = Vec::with_capacity(11 + action.len() + identifier.len() + 3);
+    key.extend_from_slice(b"rate_limit:");
+    key.extend_from_slice(action);
+    key.push(b':');
+    push_id(&mut key, style, identifier, "identifier")?;
+    Ok(key)
+}
+
+/// CRC16-CCITT (XModem), the checksum Redis Cluster hashes keys with.
+pub fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+pub const SLOTS: u16 = 16384;
+
+/// The cluster slot of a key, honouring `{...}` hash tags as Redis does.
+pub fn key_slot(key: &[u8]) -> u16 {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
+            if len > 0 {
+                return crc16(&key[open + 1..open + 1 + len]) % SLOTS;
+            }
+        }
+    }
+    crc16(key) % SLOTS
+}
+
+/// The shortest tag (from `[0-9a-z]`) hashing to `slot`; computed once.
+pub fn slot_tag(slot: u16) -> &'static str {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    let tags = TAGS.get_or_init(build_slot_tags);
+    tags.get(slot as usize).map(String::as_str).unwrap_or("")
+}
+
+fn build_slot_tags() -> Vec<String> {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut tags: Vec<Option<String>> = vec![None; SLOTS as usize];
+    let mut missing = SLOTS as usize;
+    let mut buf = Vec::with_capacity(4);
+    // 36 + 36^2 + 36^3 + 36^4 candidates cover every slot well before the end.
+    'len: for len in 1..=4usize {
+        let total = ALPHABET.len().pow(len as u32);
+        for mut n in 0..total {
+            buf.clear();
+            for _ in 0..len {
+                buf.push(ALPHABET[n % ALPHABET.len()]);
+                n /= ALPHABET.len();
+            }
+            let slot = (crc16(&buf) % SLOTS) as usize;
+            if tags[slot].is_none() {
+                tags[slot] = Some(String::from_utf8_lossy(&buf).into_owned());
+                missing -= 1;
+                if missing == 0 {
+                    break 'len;
+                }
+            }
+        }
+    }
+    tags.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_keys_match_the_python_services() {
+        let p = KeyStyle::Plain;
+        assert_eq!(
+            user_key(p, UserKind::User, b"42", "user_id").unwrap(),
+            b"user:42"
+        );
+        assert_eq!(
+            user_key(p, UserKind::Permissions, b"42", "user_id").unwrap(),
+            b"user_permissions:42"
+        );
+        assert_eq!(
+            user_key(p, UserKind::Session, b"7", "telegram_id").unwrap(),
+            b"session:7"
+        );
+        assert_eq!(
+            user_key(p, UserKind::UserWithRoles, b"42", "user_id").unwrap(),
+            b"user_with_roles:42"
+        );
+        assert_eq!(
+            ratelimit_key(p, b"search", b"42").unwrap(),
+            b"rate_limit:search:42"
+        );
+        // md5("hello") = 5d41402abc4b2a76b9719d911017c592
+        assert_eq!(
+            translation_key(p, b"hello", b"en", b"ru"),
+            b"translation:5d41402abc4b2a76b9719d911017c592:en:ru"
+        );
+        // python3 -c 'import hashlib;print(hashlib.md5(b"q:42:{}").hexdigest())'
+        assert_eq!(
+            search_key(p, b"q", b"42", b"{}").unwrap(),
+            b"search:c86fc6dd184a4457e5b67efb67ed13fd"
+        );
+    }
+
+    #[test]
+    fn tagged_keys_carry_the_id_as_tag() {
+        let t = KeyStyle::Tagged;
+        assert_eq!(
+            user_key(t, UserKind::User, b"42", "user_id").unwrap(),
+            b"user:{42}"
+        );
+        assert_eq!(
+            ratelimit_key(t, b"search", b"42").unwrap(),
+            b"rate_limit:search:{42}"
+        );
+        assert!(user_key(t, UserKind::User, b"4}2", "user_id").is_err());
+        assert!(ratelimit_key(t, b"se{a", b"42").is_err());
+        assert!(user_key(KeyStyle::Plain, UserKind::User, b"", "user_id").is_err());
+    }
+
+    #[test]
+    fn slot_function_matches_redis() {
+        // Values from CLUSTER KEYSLOT on Redis 7.0.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % SLOTS);
+        assert_eq!(key_slot(b"foo{{bar}}zap"), crc16(b"{bar") % SLOTS);
+    }
+
+    #[test]
+    fn every_slot_has_a_short_tag() {
+        for slot in 0..SLOTS {
+            let tag = slot_tag(slot);
+            assert!(!tag.is_empty() && tag.len() <= 4, "slot {slot}");
+            assert_eq!(key_slot(tag.as_bytes()), slot);
+        }
+    }
+
+    #[test]
+    fn tagged_keys_live_in_the_routing_arguments_slot() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet: Vec<char> = "ab{}01:xя😀 ".chars().collect();
+        for _ in 0..5000 {
+            let len = rng.gen_range(1..12);
+            let id: String = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            let id = id.as_bytes();
+            let slot = key_slot(id);
+            for kind in UserKind::ALL {
+                match user_key(KeyStyle::Tagged, kind, id, "user_id") {
+                    Ok(k) => assert_eq!(key_slot(&k), slot, "{:?}", String::from_utf8_lossy(&k)),
+                    Err(_) => assert!(id.contains(&b'}')),
+                }
+            }
+            if let Ok(k) = ratelimit_key(KeyStyle::Tagged, b"default", id) {
+                assert_eq!(key_slot(&k), slot);
+            }
+            if let Ok(k) = search_key(KeyStyle::Tagged, b"q", id, b"{}") {
+                assert_eq!(key_slot(&k), slot);
+            }
+            if let Ok(k) = rag_key(KeyStyle::Tagged, b"q", id, b"ctx") {
+                assert_eq!(key_slot(&k), slot);
+            }
+            let k = translation_key(KeyStyle::Tagged, id, b"en", b"r}u");
+            assert_eq!(key_slot(&k), slot);
+        }
+    }
+}

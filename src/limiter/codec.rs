@@ -1,0 +1,366 @@
+//! Byte encoding of the sliding-window state, format 1.
+//!
+//! ```text
+//! byte 0        magic/version 0xC1 (never valid in UTF-8, so no text value
+//!               written with SET can start with it)
+//! varint        limit      (1..=MAX_LIMIT; the limit of the last allowed check)
+//! varint        window_ms  (MIN_WINDOW_MS..=MAX_WINDOW_MS; same)
+//! varint        total      (1..=MAX_LIMIT; sum of all entry counts)
+//! varint        span       (newest entry time - oldest entry time)
+//! entry+        oldest first, at least one:
+//!                 varint tag = delta << 1 | single
+//!                 varint count            only when single == 0 (2..=MAX_COST)
+//!               delta is the time since the previous entry; for the first
+//!               entry it is the absolute Unix time in ms.
+//! ```
+//!
+//! Varints are LEB128 (7 bits per byte, low group first), canonical (no
+//! trailing zero group) and at most 10 bytes. The tag holds a u64 delta plus
+//! one flag bit, so it is decoded as a u128 and range-checked.
+//!
+//! Each allowed check appends one entry (entries at the same ms are not
+//! merged, a cost-1 entry at the same ms is the single byte 0x01), so there
+//! are at most `total` <= MAX_LIMIT entries.
+//!
+//! The oldest entry is absolute so that dropping a prefix only means
+//! re-encoding one entry and copying the rest; `span` gives the newest time
+//! without a scan so that appending is O(1).
+
+use super::window::{StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
+
+pub(crate) const MAGIC_V1: u8 = 0xC1;
+
+/// 10 groups of 7 bits = 70 bits, enough for a tag (65 bits).
+const MAX_VARINT_LEN: usize = 10;
+
+/// Largest encoded header: magic + 4 varints of a u64.
+pub(crate) const MAX_HEADER_LEN: usize = 1 + 4 * MAX_VARINT_LEN;
+/// Largest encoded entry: tag + count.
+pub(crate) const MAX_ENTRY_LEN: usize = 2 * MAX_VARINT_LEN;
+
+fn corrupt(what: &'static str) -> StateError {
+    StateError::Corrupt(what)
+}
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u128) {
+    loop {
+        // Truncation is intended: the value is masked to 7 bits.
+        let low = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+/// Appends one entry; `count` must be 1..=MAX_COST (checked by callers).
+pub(crate) fn put_entry(out: &mut Vec<u8>, delta: u64, count: u64) {
+    let single = count == 1;
+    put_varint(out, (u128::from(delta) << 1) | u128::from(single));
+    if !single {
+        put_varint(out, u128::from(count));
+    }
+}
+
+pub(crate) fn put_header(out: &mut Vec<u8>, limit: u64, window_ms: u64, total: u64, span: u64) {
+    out.push(MAGIC_V1);
+    put_varint(out, u128::from(limit));
+    put_varint(out, u128::from(window_ms));
+    put_varint(out, u128::from(total));
+    put_varint(out, u128::from(span));
+}
+
+/// Bounds-checked cursor: every read goes through `get`, so no input panics.
+#[derive(Clone, Debug)]
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn varint(&mut self) -> Result<u128, StateError> {
+        let mut v: u128 = 0;
+        for i in 0..MAX_VARINT_LEN {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err(corrupt("truncated varint"));
+            };
+            self.pos += 1;
+            v |= u128::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                // A zero last group means a shorter encoding existed: we
+                // never write that, so it is a sign of foreign data.
+                if b == 0 && i > 0 {
+                    return Err(corrupt("non-canonical varint"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(corrupt("varint too long"))
+    }
+
+    fn u64(&mut self) -> Result<u64, StateError> {
+        u64::try_from(self.varint()?).map_err(|_| corrupt("varint out of range"))
+    }
+}
+
+/// Forward iterator over the entries after a given one.
+#[derive(Clone, Debug)]
+pub(crate) struct Entries<'a> {
+    reader: Reader<'a>,
+    prev_t: u64,
+    last_t: u64,
+}
+
+impl<'a> Entries<'a> {
+    /// Next `(time, count)`, `None` at the end of the value.
+    pub(crate) fn next_entry(&mut self) -> Result<Option<(u64, u64)>, StateError> {
+        if self.reader.at_end() {
+            return Ok(None);
+        }
+        let (t, count) = read_entry(&mut self.reader, self.prev_t)?;
+        if t > self.last_t {
+            return Err(corrupt("entry newer than the stored newest time"));
+        }
+        self.prev_t = t;
+        Ok(Some((t, count)))
+    }
+
+    /// The undecoded bytes of the remaining entries (copied verbatim when
+    /// a prefix is dropped).
+    pub(crate) fn remaining_bytes(&self) -> &'a [u8] {
+        self.reader.rest()
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.reader.at_end()
+    }
+}
+
+fn read_entry(reader: &mut Reader<'_>, prev_t: u64) -> Result<(u64, u64), StateError> {
+    let tag = reader.varint()?;
+    let delta = u64::try_from(tag >> 1).map_err(|_| corrupt("entry delta out of range"))?;
+    let count = if tag & 1 == 1 {
+        1
+    } else {
+        let c = reader.u64()?;
+        // count 1 always uses the flag, so 0 and 1 here are foreign data.
+        if !(2..=MAX_COST).contains(&c) {
+            return Err(corrupt("entry count out of range"));
+        }
+        c
+    };
+    let t = prev_t
+        .checked_add(delta)
+        .ok_or(corrupt("entry time overflows"))?;
+    Ok((t, count))
+}
+
+/// A decoded header plus the first entry; the others are decoded lazily.
+#[derive(Clone, Debug)]
+pub(crate) struct Decoded<'a> {
+    pub limit: u64,
+    pub window_ms: u64,
+    pub total: u64,
+    pub last_t: u64,
+    /// Oldest entry `(time, count)`.
+    pub first: (u64, u64),
+    /// The entries after the first.
+    pub rest: Entries<'a>,
+}
+
+/// O(1) decode: checks everything that can be checked without a scan.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, StateError> {
+    match bytes.first() {
+        None => return Err(corrupt("empty value")),
+        Some(&MAGIC_V1) => {}
+        Some(_) => return Err(corrupt("not a rate limiter value (bad magic byte)")),
+    }
+    // Every valid value ends with the last byte of a varint.
+    if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+        return Err(corrupt("truncated value"));
+    }
+    let mut reader = Reader { buf: bytes, pos: 1 };
+    let limit = reader.u64()?;
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(corrupt("stored limit out of range"));
+    }
+    let window_ms = reader.u64()?;
+    if !(MIN_WINDOW_MS..=MAX_WINDOW_MS).contains(&window_ms) {
+        return Err(corrupt("stored window out of range"));
+    }
+    let total = reader.u64()?;
+    if !(1..=MAX_LIMIT).contains(&total) {
+        return Err(corrupt("stored total out of range"));
+    }
+    let span = reader.u64()?;
+    if reader.at_end() {
+        return Err(corrupt("no entries"));
+    }
+    let first = read_entry(&mut reader, 0)?;
+    let last_t = first
+        .0
+        .checked_add(span)
+        .ok_or(corrupt("newest time overflows"))?;
+    if first.1 > total {
+        return Err(corrupt("entry count exceeds stored total"));
+    }
+    if reader.at_end() && (span != 0 || first.1 != total) {
+        return Err(corrupt("single entry does not match header"));
+    }
+    Ok(Decoded {
+        limit,
+        window_ms,
+        total,
+        last_t,
+        first,
+        rest: Entries {
+            reader,
+            prev_t: first.0,
+            last_t,
+        },
+    })
+}
+
+/// O(n) check of the whole value: counts add up to the total and the last
+/// entry is at the stored newest time. Times are sorted by construction
+/// (deltas are unsigned).
+pub(crate) fn validate_all(d: &Decoded<'_>) -> Result<(), StateError> {
+    let mut sum = d.first.1;
+    let mut newest = d.first.0;
+    let mut it = d.rest.clone();
+    while let Some((t, c)) = it.next_entry()? {
+        sum = sum
+            .checked_add(c)
+            .filter(|s| *s <= d.total)
+            .ok_or(corrupt("entry counts exceed stored total"))?;
+        newest = t;
+    }
+    if sum != d.total {
+        return Err(corrupt("entry counts do not add up to stored total"));
+    }
+    if newest != d.last_t {
+        return Err(corrupt("newest entry does not match stored newest time"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint_bytes(v: u128) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn varint_round_trip() {
+        for v in [
+            0u128,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u128::from(u64::MAX),
+            (u128::from(u64::MAX) << 1) | 1,
+        ] {
+            let bytes = varint_bytes(v);
+            assert!(bytes.len() <= MAX_VARINT_LEN);
+            let mut r = Reader {
+                buf: &bytes,
+                pos: 0,
+            };
+            assert_eq!(r.varint(), Ok(v));
+            assert!(r.at_end());
+        }
+    }
+
+    #[test]
+    fn varint_rejects_bad_encodings() {
+        let cases: [&[u8]; 4] = [
+            &[],           // truncated
+            &[0x80],       // truncated
+            &[0x80, 0x00], // non-canonical
+            &[0xff; 11],   // too long
+        ];
+        for bytes in cases {
+            let mut r = Reader { buf: bytes, pos: 0 };
+            assert!(r.varint().is_err(), "{bytes:?}");
+        }
+        let too_big = varint_bytes(u128::from(u64::MAX) + 1);
+        let mut r = Reader {
+            buf: &too_big,
+            pos: 0,
+        };
+        assert!(r.u64().is_err());
+    }
+
+    #[test]
+    fn entry_round_trip() {
+        let mut out = Vec::new();
+        put_entry(&mut out, 0, 1);
+        put_entry(&mut out, 5, 1);
+        put_entry(&mut out, u64::MAX - 5, 7);
+        assert_eq!(&out[..2], &[0x01, 0x0b]);
+        let mut r = Reader { buf: &out, pos: 0 };
+        assert_eq!(read_entry(&mut r, 100), Ok((100, 1)));
+        assert_eq!(read_entry(&mut r, 100), Ok((105, 1)));
+        assert_eq!(read_entry(&mut r, 5), Ok((u64::MAX, 7)));
+        assert!(r.at_end());
+        let mut r = Reader {
+            buf: &out[2..],
+            pos: 0,
+        };
+        assert!(read_entry(&mut r, 6).is_err(), "time overflow");
+    }
+
+    #[test]
+    fn decode_checks_header() {
+        let mut good = Vec::new();
+        put_header(&mut good, 10, 60_000, 3, 5);
+        put_entry(&mut good, 1_000, 2);
+        put_entry(&mut good, 5, 1);
+        let d = decode(&good).unwrap();
+        assert_eq!(
+            (d.limit, d.window_ms, d.total, d.last_t),
+            (10, 60_000, 3, 1_005)
+        );
+        assert_eq!(d.first, (1_000, 2));
+        assert_eq!(validate_all(&d), Ok(()));
+
+        let mut bad_total = Vec::new();
+        put_header(&mut bad_total, 10, 60_000, 4, 5);
+        put_entry(&mut bad_total, 1_000, 2);
+        put_entry(&mut bad_total, 5, 1);
+        let d = decode(&bad_total).unwrap();
+        assert!(validate_all(&d).is_err());
+
+        let mut bad_span = Vec::new();
+        put_header(&mut bad_span, 10, 60_000, 3, 6);
+        put_entry(&mut bad_span, 1_000, 2);
+        put_entry(&mut bad_span, 5, 1);
+        assert!(validate_all(&decode(&bad_span).unwrap()).is_err());
+
+        let mut small_window = Vec::new();
+        put_header(&mut small_window, 10, 999, 1, 0);
+        put_entry(&mut small_window, 1_000, 1);
+        assert!(decode(&small_window).is_err());
+
+        for text in [&b""[..], b"hello", b"12", b"\xc1", b"\xc1\x0a\x80"] {
+            assert!(decode(text).is_err(), "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,757 @@
+//! Exact sliding-window rate limiter: the pure decision logic over the
+//! stored byte string (see `codec` for the layout).
+//!
+//! Semantics:
+//! - A request admitted at `t` (Unix ms) is counted at `now` iff
+//!   `t + window_ms > now`.
+//! - A check of cost `c` is allowed iff `counted + c <= limit`. An allowed
+//!   check records `c` units at one time; a denied check changes nothing.
+//! - Every operation is a deterministic function of (old bytes, arguments),
+//!   so a primary and its replicas given the same `now` produce the same
+//!   bytes.
+//!
+//! Clock going backwards: when `now` is older than the newest stored entry,
+//! the new entry is recorded at the newest stored time instead (the log
+//! stays sorted and appends stay O(1)); the decision itself still uses
+//! `now`. This never admits more than `limit` in any window of recorded
+//! times: every entry dropped earlier was dropped by an allowed check whose
+//! own recording time is at most the newest stored time.
+//!
+//! Policy change: the rule passed to a check applies from that check on.
+//! Entries are dropped and counted with the new window and compared with
+//! the new limit; the stored rule (reported by `info`, used by
+//! `expire_at_ms`) is only replaced by an allowed check or `record`.
+//! Entries already dropped under a shorter old window are not brought back.
+//!
+//! Cost: a check reads the header, drops the entries that left the window
+//! (each entry is dropped once, so this is amortized O(1) per admitted
+//! request), then copies the remaining bytes and appends one entry. A
+//! denied check scans at most `cost` units (dropped ones included) when the
+//! stored total is within the limit, so a denied cost-1 check is O(1).
+
+use std::fmt;
+
+use super::codec::{self, Entries};
+
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: u64 = 1_000_000;
+/// Smallest `window_ms` accepted (1 s).
+pub const MIN_WINDOW_MS: u64 = 1_000;
+/// Largest `window_ms` accepted (30 days).
+pub const MAX_WINDOW_MS: u64 = 2_592_000_000;
+/// Largest `cost` of one check accepted.
+pub const MAX_COST: u64 = 1_000_000;
+
+/// A limiting policy: at most `limit` units in any `window_ms` window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub limit: u64,
+    pub window_ms: u64,
+}
+
+impl Rule {
+    /// A rule with its bounds checked.
+    pub fn new(limit: u64, window_ms: u64) -> Result<Self, StateError> {
+        let rule = Rule { limit, window_ms };
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// Checks `limit` and `window_ms` against the public bounds.
+    pub fn validate(&self) -> Result<(), StateError> {
+        if !(1..=MAX_LIMIT).contains(&self.limit) {
+            return Err(StateError::InvalidArgument("limit out of range"));
+        }
+        if !(MIN_WINDOW_MS..=MAX_WINDOW_MS).contains(&self.window_ms) {
+            return Err(StateError::InvalidArgument("window out of range"));
+        }
+        Ok(())
+    }
+}
+
+/// Checks `cost` against the public bounds.
+pub fn validate_cost(cost: u64) -> Result<(), StateError> {
+    if (1..=MAX_COST).contains(&cost) {
+        Ok(())
+    } else {
+        Err(StateError::InvalidArgument("cost out of range"))
+    }
+}
+
+/// The outcome of a check, with the fields of the command's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Units counted in the window after this check (includes the cost
+    /// when allowed).
+    pub current_count: u64,
+    pub limit: u64,
+    /// `limit - current_count`, never negative.
+    pub remaining: u64,
+    /// 0 when allowed, -1 when `cost > limit` (never allowed), otherwise
+    /// the smallest wait after which this same check is allowed (if
+    /// nothing else is admitted meanwhile).
+    pub retry_after_ms: i64,
+    /// Time until the oldest counted unit leaves the window, after this
+    /// check; 0 when nothing is counted.
+    pub reset_after_ms: u64,
+}
+
+/// Why an operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateError {
+    /// The stored value is not a (valid) limiter state.
+    Corrupt(&'static str),
+    /// An argument is out of the public bounds (see the constants).
+    InvalidArgument(&'static str),
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Corrupt(what) => write!(f, "corrupt rate limiter state: {what}"),
+            StateError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// What `info` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// Units counted at `now` under the stored window.
+    pub count: u64,
+    /// The rule stored by the last allowed check.
+    pub limit: u64,
+    pub window_ms: u64,
+    /// Counted units' times, oldest first, one per unit of cost.
+    pub timestamps: Vec<u64>,
+}
+
+/// The first entry still counted, with the decoder positioned after it.
+struct Kept<'a> {
+    t: u64,
+    count: u64,
+    rest: Entries<'a>,
+}
+
+/// The state as seen at `now` under some window, without expired entries.
+struct Live<'a> {
+    /// Units still counted.
+    count: u64,
+    kept: Option<Kept<'a>>,
+    /// Newest stored time (of any entry, dropped or not); `None` for no state.
+    last_t: Option<u64>,
+}
+
+impl Live<'_> {
+    /// Where a new entry goes: `now`, clamped so the log stays sorted.
+    fn record_time(&self, now_ms: u64) -> u64 {
+        self.last_t.map_or(now_ms, |last| last.max(now_ms))
+    }
+}
+
+/// Whether a unit at `t` is still counted at `now`, i.e. `t + window > now`,
+/// written so that nothing overflows.
+fn counted(t: u64, now_ms: u64, window_ms: u64) -> bool {
+    now_ms
+        .checked_sub(window_ms)
+        .is_none_or(|cutoff| t > cutoff)
+}
+
+/// `t + window - now` (how long a unit at `t` still counts), saturated.
+fn ms_left(t: u64, window_ms: u64, now_ms: u64) -> u64 {
+    let left = (u128::from(t) + u128::from(window_ms)).saturating_sub(u128::from(now_ms));
+    u64::try_from(left).unwrap_or(u64::MAX)
+}
+
+/// Decodes the state and skips the entries no longer counted at `now`.
+/// Costs O(skipped entries).
+fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'_>, StateError> {
+    let Some(bytes) = state else {
+        return Ok(Live {
+            count: 0,
+            kept: None,
+            last_t: None,
+        });
+    };
+    let d = codec::decode(bytes)?;
+    let (mut t, mut c) = d.first;
+    let mut rest = d.rest;
+    let mut dropped: u64 = 0;
+    loop {
+        if counted(t, now_ms, window_ms) {
+            let count = d
+                .total
+                .checked_sub(dropped)
+                .filter(|n| *n >= c)
+                .ok_or(StateError::Corrupt("entry counts exceed stored total"))?;
+            // Cheap consistency check when the kept entry is the last one.
+            if rest.is_done() && (count != c || t != d.last_t) {
+                return Err(StateError::Corrupt("last entry does not match header"));
+            }
+            return Ok(Live {
+                count,
+                kept: Some(Kept { t, count: c, rest }),
+                last_t: Some(d.last_t),
+            });
+        }
+        dropped = dropped
+            .checked_add(c)
+            .filter(|n| *n <= d.total)
+            .ok_or(StateError::Corrupt("entry counts exceed stored total"))?;
+        match rest.next_entry()? {
+            Some((nt, nc)) => (t, c) = (nt, nc),
+            None => {
+                // Everything expired: we have seen the whole value, so the
+                // full consistency check is free.
+                if dropped != d.total || t != d.last_t {
+                    return Err(StateError::Corrupt("entries do not match header"));
+                }
+                return Ok(Live {
+                    count: 0,
+                    kept: None,
+                    last_t: Some(d.last_t),
+                });
+            }
+        }
+    }
+}
+
+/// Writes the state after appending `cost` units at `rec_t` to `live`.
+fn write_state(
+    out: &mut Vec<u8>,
+    live: &Live<'_>,
+    rule: Rule,
+    rec_t: u64,
+    cost: u64,
+    new_total: u64,
+) -> Result<(), StateError> {
+    out.clear();
+    match &live.kept {
+        Some(kept) => {
+            let tail = kept.rest.remaining_bytes();
+            let last_t = live.last_t.unwrap_or(rec_t);
+            let span = rec_t.checked_sub(kept.t).ok_or(StateError::Corrupt(
+                "entry newer than the stored newest time",
+            ))?;
+            let delta = rec_t
+                .checked_sub(last_t)
+                .ok_or(StateError::Corrupt("newest time after record time"))?;
+            out.reserve(codec::MAX_HEADER_LEN + 2 * codec::MAX_ENTRY_LEN + tail.len());
+            codec::put_header(out, rule.limit, rule.window_ms, new_total, span);
+            codec::put_entry(out, kept.t, kept.count);
+            out.extend_from_slice(tail);
+            codec::put_entry(out, delta, cost);
+        }
+        None => {
+            out.reserve(codec::MAX_HEADER_LEN + codec::MAX_ENTRY_LEN);
+            codec::put_header(out, rule.limit, rule.window_ms, new_total, 0);
+            codec::put_entry(out, rec_t, cost);
+        }
+    }
+    Ok(())
+}
+
+/// Smallest wait after which `need` more units have left the window.
+fn retry_after(live: &Live<'_>, need: u64, window_ms: u64, now_ms: u64) -> Result<i64, StateError> {
+    let Some(kept) = &live.kept else {
+        return Err(StateError::Corrupt("entry counts do not add up"));
+    };
+    let mut freed = kept.count;
+    let mut t = kept.t;
+    let mut rest = kept.rest.clone();
+    while freed < need {
+        let Some((nt, nc)) = rest.next_entry()? else {
+            return Err(StateError::Corrupt("entry counts do not add up"));
+        };
+        freed = freed.saturating_add(nc);
+        t = nt;
+    }
+    // All units at or before `t` have left at `t + window`; `t` is counted
+    // now, so this is at least 1.
+    Ok(i64::try_from(ms_left(t, window_ms, now_ms)).unwrap_or(i64::MAX))
+}
+
+/// Decides a check of `cost` units at `now_ms` under `rule`.
+///
+/// `state` is `None` when the key does not exist. When the check is allowed
+/// and `out` is `Some`, the new state is written into it (cleared first);
+/// `out` is not touched when the check is denied, and a denied check never
+/// needs a write.
+pub fn check(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rule: Rule,
+    cost: u64,
+    out: Option<&mut Vec<u8>>,
+) -> Result<Decision, StateError> {
+    rule.validate()?;
+    validate_cost(cost)?;
+    let live = live_view(state, now_ms, rule.window_ms)?;
+    let limit = rule.limit;
+    let after = live.count.checked_add(cost).filter(|n| *n <= limit);
+    if let Some(current) = after {
+        let rec_t = live.record_time(now_ms);
+        if let Some(out) = out {
+            write_state(out, &live, rule, rec_t, cost, current)?;
+        }
+        let oldest = live.kept.as_ref().map_or(rec_t, |k| k.t);
+        return Ok(Decision {
+            allowed: true,
+            current_count: current,
+            limit,
+            remaining: limit - current,
+            retry_after_ms: 0,
+            reset_after_ms: ms_left(oldest, rule.window_ms, now_ms),
+        });
+    }
+    let retry_after_ms = if cost > limit {
+        -1
+    } else {
+        // Denied with cost <= limit, so count + cost > limit and need >= 1.
+        let need = live.count.saturating_add(cost).saturating_sub(limit);
+        retry_after(&live, need, rule.window_ms, now_ms)?
+    };
+    Ok(Decision {
+        allowed: false,
+        current_count: live.count,
+        limit,
+        remaining: limit.saturating_sub(live.count),
+        retry_after_ms,
+        reset_after_ms: live
+            .kept
+            .as_ref()
+            .map_or(0, |k| ms_left(k.t, rule.window_ms, now_ms)),
+    })
+}
+
+/// The decision `check` would make, without building a new state.
+pub fn peek(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rule: Rule,
+    cost: u64,
+) -> Result<Decision, StateError> {
+    check(state, now_ms, rule, cost, None)
+}
+
+/// Unconditionally records `cost` units at `now_ms` (replica / AOF replay).
+///
+/// Given the same old bytes and arguments as an allowed `check`, writes
+/// exactly the bytes that check wrote. Fails with `InvalidArgument` only if
+/// the stored total would exceed `MAX_LIMIT`, which no allowed check can
+/// produce.
+pub fn record(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rule: Rule,
+    cost: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), StateError> {
+    rule.validate()?;
+    validate_cost(cost)?;
+    let live = live_view(state, now_ms, rule.window_ms)?;
+    let new_total = live
+        .count
+        .checked_add(cost)
+        .filter(|n| *n <= MAX_LIMIT)
+        .ok_or(StateError::InvalidArgument(
+            "recorded total would exceed MAX_LIMIT",
+        ))?;
+    let rec_t = live.record_time(now_ms);
+    write_state(out, &live, rule, rec_t, cost, new_total)
+}
+
+/// Full O(n) validation of a stored value.
+pub fn validate(state: &[u8]) -> Result<(), StateError> {
+    codec::validate_all(&codec::decode(state)?)
+}
+
+/// The units still counted at `now_ms` under the stored window. Validates
+/// the whole value first.
+pub fn info(state: &[u8], now_ms: u64) -> Result<Info, StateError> {
+    let d = codec::decode(state)?;
+    codec::validate_all(&d)?;
+    let mut timestamps = Vec::new();
+    let mut entry = Some(d.first);
+    let mut rest = d.rest.clone();
+    while let Some((t, c)) = entry {
+        if counted(t, now_ms, d.window_ms) {
+            // Bounded: validation capped the total at MAX_LIMIT.
+            timestamps.extend(std::iter::repeat_n(t, usize::try_from(c).unwrap_or(0)));
+        }
+        entry = rest.next_entry()?;
+    }
+    Ok(Info {
+        count: timestamps.len() as u64,
+        limit: d.limit,
+        window_ms: d.window_ms,
+        timestamps,
+    })
+}
+
+/// When the key may expire (Unix ms): the newest entry's time plus the
+/// stored window, rounded up to a whole second so the glue only updates the
+/// expiry when it moves to another second. Saturates at `u64::MAX`.
+pub fn expire_at_ms(state: &[u8]) -> Result<u64, StateError> {
+    let d = codec::decode(state)?;
+    let exact = u128::from(d.last_t) + u128::from(d.window_ms);
+    let rounded = exact.div_ceil(1000) * 1000;
+    Ok(u64::try_from(rounded).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u64 = 10_000;
+    const T0: u64 = 1_700_000_000_000;
+
+    fn rule(limit: u64) -> Rule {
+        Rule {
+            limit,
+            window_ms: W,
+        }
+    }
+
+    /// Runs a check and returns the decision, updating `state` if allowed.
+    fn hit(state: &mut Option<Vec<u8>>, now: u64, rule: Rule, cost: u64) -> Decision {
+        let mut out = Vec::new();
+        let d = check(state.as_deref(), now, rule, cost, Some(&mut out)).unwrap();
+        if d.allowed {
+            *state = Some(out);
+        }
+        d
+    }
+
+    #[test]
+    fn window_edges() {
+        let mut s = None;
+        assert!(hit(&mut s, T0, rule(1), 1).allowed);
+        let d = hit(&mut s, T0 + W - 1, rule(1), 1);
+        assert!(!d.allowed);
+        assert_eq!(
+            (
+                d.current_count,
+                d.remaining,
+                d.retry_after_ms,
+                d.reset_after_ms
+            ),
+            (1, 0, 1, 1)
+        );
+        let d = hit(&mut s, T0 + W, rule(1), 1);
+        assert!(d.allowed);
+        assert_eq!((d.current_count, d.remaining, d.reset_after_ms), (1, 0, W));
+        let info = info(s.as_deref().unwrap(), T0 + W).unwrap();
+        assert_eq!(info.timestamps, vec![T0 + W]);
+    }
+
+    #[test]
+    fn first_check_fields() {
+        let mut s = None;
+        let d = hit(&mut s, T0, rule(5), 2);
+        assert_eq!(
+            d,
+            Decision {
+                allowed: true,
+                current_count: 2,
+                limit: 5,
+                remaining: 3,
+                retry_after_ms: 0,
+                reset_after_ms: W,
+            }
+        );
+    }
+
+    #[test]
+    fn cost_above_limit_is_never_allowed() {
+        let mut s = None;
+        let d = hit(&mut s, T0, rule(3), 4);
+        assert_eq!(
+            (
+                d.allowed,
+                d.current_count,
+                d.remaining,
+                d.retry_after_ms,
+                d.reset_after_ms
+            ),
+            (false, 0, 3, -1, 0)
+        );
+        assert!(s.is_none());
+        assert!(hit(&mut s, T0, rule(3), 1).allowed);
+        let d = hit(&mut s, T0 + 5, rule(3), 4);
+        assert_eq!(
+            (d.retry_after_ms, d.current_count, d.reset_after_ms),
+            (-1, 1, W - 5)
+        );
+    }
+
+    #[test]
+    fn cost_exactly_limit() {
+        let mut s = None;
+        let d = hit(&mut s, T0, rule(3), 3);
+        assert_eq!((d.allowed, d.current_count, d.remaining), (true, 3, 0));
+        let d = hit(&mut s, T0 + 1, rule(3), 3);
+        assert_eq!((d.allowed, d.retry_after_ms), (false, (W - 1) as i64));
+        assert!(hit(&mut s, T0 + W, rule(3), 3).allowed);
+        assert_eq!(
+            info(s.as_deref().unwrap(), T0 + W).unwrap().timestamps,
+            vec![T0 + W; 3]
+        );
+    }
+
+    #[test]
+    fn retry_after_is_exact() {
+        let mut s = None;
+        // 1 at T0, 2 at T0+100, 1 at T0+300; limit 4.
+        for (dt, cost) in [(0, 1), (100, 2), (300, 1)] {
+            assert!(hit(&mut s, T0 + dt, rule(4), cost).allowed);
+        }
+        let now = T0 + 1_000;
+        let state = s.clone().unwrap();
+        for (cost, want) in [
+            (1u64, W - 1_000),
+            (2, W + 100 - 1_000),
+            (3, W + 100 - 1_000),
+            (4, W + 300 - 1_000),
+        ] {
+            let d = peek(Some(&state), now, rule(4), cost).unwrap();
+            assert!(!d.allowed);
+            assert_eq!(d.retry_after_ms, want as i64, "cost {cost}");
+            assert_eq!(d.reset_after_ms, W - 1_000);
+            let at = now + d.retry_after_ms as u64;
+            assert!(peek(Some(&state), at, rule(4), cost).unwrap().allowed);
+            assert!(!peek(Some(&state), at - 1, rule(4), cost).unwrap().allowed);
+        }
+    }
+
+    #[test]
+    fn reset_after_tracks_oldest() {
+        let mut s = None;
+        hit(&mut s, T0, rule(10), 1);
+        let d = hit(&mut s, T0 + 4_000, rule(10), 1);
+        assert_eq!(d.reset_after_ms, W - 4_000);
+        // Oldest leaves at T0+W; now the one at T0+4000 is oldest.
+        let d = hit(&mut s, T0 + W, rule(10), 1);
+        assert_eq!((d.current_count, d.reset_after_ms), (2, 4_000));
+        // Everything gone, nothing counted, denied cost>limit check.
+        let d = hit(&mut s, T0 + 3 * W, rule(10), 11);
+        assert_eq!((d.current_count, d.reset_after_ms), (0, 0));
+    }
+
+    #[test]
+    fn clock_going_backwards_clamps_record_time() {
+        let mut s = None;
+        assert!(hit(&mut s, T0 + 5_000, rule(3), 1).allowed);
+        // 2 s earlier: decided at T0+3000 but recorded at T0+5000.
+        let d = hit(&mut s, T0 + 3_000, rule(3), 1);
+        assert!(d.allowed);
+        // Oldest counted is at T0+5000, seen from T0+3000.
+        assert_eq!(d.reset_after_ms, W + 2_000);
+        let st = s.clone().unwrap();
+        assert_eq!(
+            info(&st, T0 + 5_000).unwrap().timestamps,
+            vec![T0 + 5_000; 2]
+        );
+        assert_eq!(expire_at_ms(&st).unwrap(), T0 + 5_000 + W);
+        assert_eq!(validate(&st), Ok(()));
+        // Full now; retry computed from the clamped times.
+        assert!(hit(&mut s, T0 + 3_000, rule(3), 1).allowed);
+        let d = hit(&mut s, T0 + 3_000, rule(3), 1);
+        assert_eq!(d.retry_after_ms, (W + 2_000) as i64);
+    }
+
+    #[test]
+    fn policy_change_applies_from_the_check_on() {
+        let mut s = None;
+        for i in 0..5 {
+            assert!(hit(&mut s, T0 + i * 1_000, rule(10), 1).allowed);
+        }
+        // Lower limit: 5 counted > 3.
+        let d = hit(&mut s, T0 + 5_000, rule(3), 1);
+        assert_eq!(
+            (d.allowed, d.current_count, d.remaining, d.retry_after_ms),
+            (false, 5, 0, 7_000)
+        );
+        // Shorter window: only T0+3000 and T0+4000 are within 3 s of T0+5500.
+        let short = Rule {
+            limit: 10,
+            window_ms: 3_000,
+        };
+        let d = hit(&mut s, T0 + 5_500, short, 1);
+        assert_eq!(
+            (d.allowed, d.current_count, d.reset_after_ms),
+            (true, 3, 500)
+        );
+        let st = s.clone().unwrap();
+        let info = info(&st, T0 + 5_500).unwrap();
+        assert_eq!((info.limit, info.window_ms, info.count), (10, 3_000, 3));
+        // Longer window again: dropped entries do not come back (3 kept + 1).
+        let d = peek(Some(&st), T0 + 5_500, rule(10), 1).unwrap();
+        assert_eq!(d.current_count, 4);
+    }
+
+    #[test]
+    fn info_lists_one_timestamp_per_unit() {
+        let mut s = None;
+        hit(&mut s, T0, rule(10), 3);
+        hit(&mut s, T0 + 7, rule(10), 1);
+        hit(&mut s, T0 + 7, rule(10), 2);
+        let st = s.unwrap();
+        let i = info(&st, T0 + 8).unwrap();
+        assert_eq!(i.timestamps, vec![T0, T0, T0, T0 + 7, T0 + 7, T0 + 7]);
+        assert_eq!((i.count, i.limit, i.window_ms), (6, 10, W));
+        let i = info(&st, T0 + W).unwrap();
+        assert_eq!(i.timestamps, vec![T0 + 7; 3]);
+        let i = info(&st, T0 + W + 7).unwrap();
+        assert_eq!((i.count, i.timestamps.len()), (0, 0));
+    }
+
+    #[test]
+    fn expire_is_rounded_up_to_a_second() {
+        let mut s = None;
+        hit(&mut s, 1_234_567, rule(10), 1);
+        assert_eq!(expire_at_ms(s.as_deref().unwrap()).unwrap(), 1_245_000);
+        hit(&mut s, 1_240_000 - W, rule(10), 1); // clamped to 1_234_567
+        hit(&mut s, 1_240_000, rule(10), 1);
+        assert_eq!(expire_at_ms(s.as_deref().unwrap()).unwrap(), 1_250_000);
+    }
+
+    #[test]
+    fn denied_check_leaves_out_untouched() {
+        let mut s = None;
+        hit(&mut s, T0, rule(1), 1);
+        let mut out = vec![9, 9];
+        let d = check(s.as_deref(), T0 + 1, rule(1), 1, Some(&mut out)).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(out, vec![9, 9]);
+    }
+
+    #[test]
+    fn record_matches_allowed_check() {
+        let mut s: Option<Vec<u8>> = None;
+        for (dt, cost) in [(0, 1), (3, 2), (3, 1), (W + 1, 4), (W + 2, 1)] {
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            let d = check(s.as_deref(), T0 + dt, rule(100), cost, Some(&mut a)).unwrap();
+            assert!(d.allowed);
+            record(s.as_deref(), T0 + dt, rule(100), cost, &mut b).unwrap();
+            assert_eq!(a, b);
+            s = Some(a);
+        }
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        let bad = [
+            (
+                Rule {
+                    limit: 0,
+                    window_ms: W,
+                },
+                1,
+            ),
+            (
+                Rule {
+                    limit: MAX_LIMIT + 1,
+                    window_ms: W,
+                },
+                1,
+            ),
+            (
+                Rule {
+                    limit: 1,
+                    window_ms: MIN_WINDOW_MS - 1,
+                },
+                1,
+            ),
+            (
+                Rule {
+                    limit: 1,
+                    window_ms: MAX_WINDOW_MS + 1,
+                },
+                1,
+            ),
+            (rule(1), 0),
+            (rule(1), MAX_COST + 1),
+        ];
+        for (r, cost) in bad {
+            assert!(matches!(
+                peek(None, T0, r, cost),
+                Err(StateError::InvalidArgument(_))
+            ));
+            let mut out = Vec::new();
+            assert!(matches!(
+                record(None, T0, r, cost, &mut out),
+                Err(StateError::InvalidArgument(_))
+            ));
+        }
+        assert!(Rule::new(MAX_LIMIT, MAX_WINDOW_MS).is_ok());
+        assert!(Rule::new(1, MIN_WINDOW_MS).is_ok());
+    }
+
+    #[test]
+    fn record_refuses_totals_above_max_limit() {
+        let big = Rule {
+            limit: MAX_LIMIT,
+            window_ms: W,
+        };
+        let mut s = Vec::new();
+        record(None, T0, big, MAX_COST, &mut s).unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(
+            record(Some(&s), T0, big, 1, &mut out),
+            Err(StateError::InvalidArgument(_))
+        ));
+        assert_eq!(peek(Some(&s), T0, big, 1).unwrap().retry_after_ms, W as i64);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let r = Rule {
+            limit: 2,
+            window_ms: MAX_WINDOW_MS,
+        };
+        let mut s = None;
+        assert!(hit(&mut s, u64::MAX - 1, r, 1).allowed);
+        assert!(hit(&mut s, u64::MAX, r, 1).allowed);
+        let d = hit(&mut s, u64::MAX, r, 1);
+        assert_eq!(d.retry_after_ms, (MAX_WINDOW_MS - 1) as i64);
+        assert_eq!(d.reset_after_ms, MAX_WINDOW_MS - 1);
+        assert_eq!(expire_at_ms(s.as_deref().unwrap()).unwrap(), u64::MAX);
+        // Clock far back: waits saturate instead of overflowing.
+        let d = hit(&mut s, 0, r, 1);
+        assert_eq!(d.retry_after_ms, i64::MAX);
+        assert_eq!(d.reset_after_ms, u64::MAX);
+        // Time 0 and small times (now < window).
+        let mut s = None;
+        assert!(hit(&mut s, 0, rule(1), 1).allowed);
+        let d = hit(&mut s, 5, rule(1), 1);
+        assert_eq!(d.retry_after_ms, (W - 5) as i64);
+    }
+
+    #[test]
+    fn foreign_values_are_rejected() {
+        for v in [
+            &b""[..],
+            b"hello",
+            b"0",
+            b"{\"a\":1}",
+            &[0xC1],
+            &[0xC1, 0x01],
+        ] {
+            assert!(
+                matches!(peek(Some(v), T0, rule(1), 1), Err(StateError::Corrupt(_))),
+                "{v:?}"
+            );
+            assert!(info(v, T0).is_err());
+            assert!(expire_at_ms(v).is_err());
+        }
+        assert_eq!(
+            StateError::Corrupt("x").to_string(),
+            "corrupt rate limiter state: x"
+        );
+    }
+}

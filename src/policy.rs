@@ -1,0 +1,131 @@
+//! `ratelimit-policies`: named rules `action:limit/window_seconds`, space separated.
+
+use crate::limiter::{Rule, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Policies {
+    /// Few entries: a linear scan beats hashing.
+    rules: Vec<(String, Rule)>,
+}
+
+pub const MAX_ACTION_LEN: usize = 64;
+
+impl Policies {
+    pub fn parse(text: &str) -> Result<Policies, String> {
+        let mut rules: Vec<(String, Rule)> = Vec::new();
+        for item in text.split_ascii_whitespace() {
+            let (action, rule) = parse_item(item)?;
+            if rules.iter().any(|(a, _)| a == action) {
+                return Err(format!("action '{action}' is given twice"));
+            }
+            rules.push((action.to_string(), rule));
+        }
+        Ok(Policies { rules })
+    }
+
+    pub fn get(&self, action: &[u8]) -> Option<Rule> {
+        self.rules
+            .iter()
+            .find(|(a, _)| a.as_bytes() == action)
+            .map(|(_, r)| *r)
+    }
+
+    /// The canonical text, as `CONFIG GET` shows it.
+    pub fn render(&self) -> String {
+        let parts: Vec<String> = self
+            .rules
+            .iter()
+            .map(|(a, r)| format!("{a}:{}/{}", r.limit, r.window_ms / 1000))
+            .collect();
+        parts.join(" ")
+    }
+}
+
+fn parse_item(item: &str) -> Result<(&str, Rule), String> {
+    let shape = || format!("'{item}' is not of the form action:limit/window_seconds");
+    let (action, rest) = item.rsplit_once(':').ok_or_else(shape)?;
+    let (limit, window) = rest.split_once('/').ok_or_else(shape)?;
+    if action.is_empty() || action.len() > MAX_ACTION_LEN {
+        return Err(format!(
+            "'{item}': the action must be 1 to {MAX_ACTION_LEN} characters"
+        ));
+    }
+    if action.contains(['{', '}']) {
+        return Err(format!(
+            "'{item}': the action must not contain '{{' or '}}'"
+        ));
+    }
+    let limit: u64 = limit
+        .parse()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| format!("'{item}': the limit must be an integer from 1 to {MAX_LIMIT}"))?;
+    let max_window_s = MAX_WINDOW_MS / 1000;
+    let min_window_s = MIN_WINDOW_MS / 1000;
+    let window_s: u64 = window
+        .parse()
+        .ok()
+        .filter(|w| (min_window_s..=max_window_s).contains(w))
+        .ok_or_else(|| {
+            format!("'{item}': the window must be an integer from {min_window_s} to {max_window_s} seconds")
+        })?;
+    Ok((
+        action,
+        Rule {
+            limit,
+            window_ms: window_s * 1000,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_default() {
+        let p = Policies::parse("default:100/60 search:20/60 upload:5/60").unwrap();
+        assert_eq!(
+            p.get(b"search"),
+            Some(Rule {
+                limit: 20,
+                window_ms: 60_000
+            })
+        );
+        assert_eq!(
+            p.get(b"default"),
+            Some(Rule {
+                limit: 100,
+                window_ms: 60_000
+            })
+        );
+        assert_eq!(p.get(b"nope"), None);
+        assert_eq!(p.render(), "default:100/60 search:20/60 upload:5/60");
+        assert_eq!(Policies::parse("").unwrap(), Policies::default());
+        assert_eq!(
+            Policies::parse("  a:1/1\t b:2/3 ").unwrap().render(),
+            "a:1/1 b:2/3"
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_items() {
+        for bad in [
+            "default",
+            "default:100",
+            "default:/60",
+            ":1/1",
+            "a:0/60",
+            "a:-1/60",
+            "a:1/0",
+            "a:x/60",
+            "a:1/99999999999",
+            "a:1/1 a:2/2",
+            "a{b:1/1",
+            "a:1/1/1",
+            "a:1.5/60",
+        ] {
+            assert!(Policies::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Per-server hit/miss and limiter counters. Commands run on Redis's main
+//! thread; relaxed atomics only make the statics safe to share.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    User = 0,
+    Permissions = 1,
+    Session = 2,
+    Search = 3,
+    Rag = 4,
+    Translation = 5,
+}
+
+impl Namespace {
+    pub const ALL: [Namespace; 6] = [
+        Namespace::User,
+        Namespace::Permissions,
+        Namespace::Session,
+        Namespace::Search,
+        Namespace::Rag,
+        Namespace::Translation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Permissions => "permissions",
+            Namespace::Session => "session",
+            Namespace::Search => "search",
+            Namespace::Rag => "rag",
+            Namespace::Translation => "translation",
+        }
+    }
+}
+
+pub struct Counters {
+    hits: [AtomicU64; 6],
+    misses: [AtomicU64; 6],
+    allowed: AtomicU64,
+    denied: AtomicU64,
+}
+
+pub static COUNTERS: Counters = Counters::new();
+
+/// A consistent copy of the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub hits: [u64; 6],
+    pub misses: [u64; 6],
+    pub allowed: u64,
+    pub denied: u64,
+}
+
+impl Counters {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const ZERO: AtomicU64 = AtomicU64::new(0);
+
+    pub const fn new() -> Counters {
+        Counters {
+            hits: [Self::ZERO; 6],
+            misses: [Self::ZERO; 6],
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+        }
+    }
+
+    pub fn lookup(&self, ns: Namespace, hit: bool) {
+        let cell = if hit { &self.hits } else { &self.misses };
+        cell[ns as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn limiter(&self, allowed: bool) {
+        let cell = if allowed { &self.allowed } else { &self.denied };
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        for i in 0..6 {
+            s.hits[i] = self.hits[i].load(Ordering::Relaxed);
+            s.misses[i] = self.misses[i].load(Ordering::Relaxed);
+        }
+        s.allowed = self.allowed.load(Ordering::Relaxed);
+        s.denied = self.denied.load(Ordering::Relaxed);
+        s
+    }
+
+    pub fn reset(&self) {
+        for i in 0..6 {
+            self.hits[i].store(0, Ordering::Relaxed);
+            self.misses[i].store(0, Ordering::Relaxed);
+        }
+        self.allowed.store(0, Ordering::Relaxed);
+        self.denied.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Snapshot {
+    pub fn total_hits(&self) -> u64 {
+        self.hits.iter().sum()
+    }
+
+    pub fn total_misses(&self) -> u64 {
+        self.misses.iter().sum()
+    }
+}
+
+/// Percent of hits, rounded to 2 decimals; 0 when there were no requests.
+pub fn hit_rate(hits: u64, misses: u64) -> f64 {
+    let total = hits + misses;
+    if total == 0 {
+        return 0.0;
+    }
+    (hits as f64 * 10000.0 / total as f64).round() / 100.0
+}
+
+pub const LOW_HIT_RATE: f64 = 70.0;
+pub const MIN_REQUESTS_FOR_ADVICE: u64 = 100;
+pub const HIGH_MEMORY_RATIO: f64 = 0.9;
+
+/// Advice for the operator, from the counters and the server's memory figures.
+pub fn recommendations(s: &Snapshot, used_memory: u64, maxmemory: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let (hits, misses) = (s.total_hits(), s.total_misses());
+    let rate = hit_rate(hits, misses);
+    if hits + misses >= MIN_REQUESTS_FOR_ADVICE && rate < LOW_HIT_RATE {
+        out.push(format!(
+            "hit rate {rate}% over {} requests is under {LOW_HIT_RATE}%: consider longer TTLs (cachekit.*-ttl) or caching more of what is read",
+            hits + misses
+        ));
+    }
+    for ns in Namespace::ALL {
+        let (h, m) = (s.hits[ns as usize], s.misses[ns as usize]);
+        let r = hit_rate(h, m);
+        if h + m >= MIN_REQUESTS_FOR_ADVICE && r < LOW_HIT_RATE {
+            out.push(format!(
+                "namespace {} hit rate {r}% over {} requests is under {LOW_HIT_RATE}%",
+                ns.name(),
+                h + m
+            ));
+        }
+    }
+    if maxmemory > 0 && used_memory as f64 > HIGH_MEMORY_RATIO * maxmemory as f64 {
+        let pct = (used_memory as f64 * 10000.0 / maxmemory as f64).round() / 100.0;
+        out.push(format!(
+            "memory use is {pct}% of maxmemory: raise maxmemory, shorten TTLs or choose an eviction policy"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_rate_rounds_to_two_decimals() {
+        assert_eq!(hit_rate(0, 0), 0.0);
+        assert_eq!(hit_rate(1, 2), 33.33);
+        assert_eq!(hit_rate(2, 1), 66.67);
+        assert_eq!(hit_rate(5, 0), 100.0);
+    }
+
+    #[test]
+    fn counts_and_resets() {
+        let c = Counters::new();
+        c.lookup(Namespace::User, true);
+        c.lookup(Namespace::User, false);
+        c.lookup(Namespace::Search, false);
+        c.limiter(true);
+        c.limiter(false);
+        c.limiter(false);
+        let s = c.snapshot();
+        assert_eq!((s.total_hits(), s.total_misses()), (1, 2));
+        assert_eq!((s.allowed, s.denied), (1, 2));
+        c.reset();
+        assert_eq!(c.snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn advises_on_low_hit_rate_and_memory() {
+        let mut s = Snapshot::default();
+        s.hits[0] = 50;
+        s.misses[0] = 50;
+        let r = recommendations(&s, 95, 100);
+        assert_eq!(r.len(), 3, "{r:?}");
+        s.hits[0] = 80;
+        s.misses[0] = 20;
+        assert!(recommendations(&s, 10, 0).is_empty());
+        s.hits[0] = 1;
+        s.misses[0] = 9;
+        assert!(
+            recommendations(&s, 10, 100).is_empty(),
+            "too few requests to judge"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Keys through Redis's low-level key API: owned key names, typed access,
+//! expiry, and replication of effects.
+
+use std::ffi::{c_char, c_int, CStr};
+
+use redis_module::raw;
+
+use crate::command::{string_bytes, CmdError, WRONGTYPE};
+use crate::reply::rm;
+
+/// A Redis string we created and must free.
+pub struct OwnedString(*mut raw::RedisModuleString);
+
+impl OwnedString {
+    pub fn new(bytes: &[u8]) -> OwnedString {
+        // SAFETY: a NULL context creates a string we own and free in Drop.
+        let s = unsafe {
+            rm!(RedisModule_CreateString)(
+                std::ptr::null_mut(),
+                bytes.as_ptr().cast::<c_char>(),
+                bytes.len(),
+            )
+        };
+        OwnedString(s)
+    }
+
+    pub fn ptr(&self) -> *mut raw::RedisModuleString {
+        self.0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        string_bytes(self.0)
+    }
+}
+
+impl Drop for OwnedString {
+    fn drop(&mut self) {
+        // SAFETY: created with a NULL context in `new`; freed once here.
+        unsafe { rm!(RedisModule_FreeString)(std::ptr::null_mut(), self.0) }
+    }
+}
+
+/// An open key, closed on drop.
+pub struct Key {
+    ptr: *mut raw::RedisModuleKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Read,
+    Write,
+}
+
+impl Key {
+    pub fn open(ctx: *mut raw::RedisModuleCtx, name: &OwnedString, mode: Mode) -> Key {
+        let flags = match mode {
+            Mode::Read => raw::REDISMODULE_READ,
+            Mode::Write => raw::REDISMODULE_READ | raw::REDISMODULE_WRITE,
+        };
+        // SAFETY: live context and key name; the key is closed in Drop.
+        let ptr = unsafe {
+            rm!(RedisModule_OpenKey)(ctx, name.ptr(), flags as c_int).cast::<raw::RedisModuleKey>()
+        };
+        Key { ptr }
+    }
+
+    fn key_type(&self) -> c_int {
+        if self.ptr.is_null() {
+            return raw::REDISMODULE_KEYTYPE_EMPTY as c_int;
+        }
+        // SAFETY: open key.
+        unsafe { rm!(RedisModule_KeyType)(self.ptr) }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.key_type() != raw::REDISMODULE_KEYTYPE_EMPTY as c_int
+    }
+
+    /// The string value; `None` when the key does not exist; WRONGTYPE for other types.
+    pub fn read_string(&self) -> Result<Option<&[u8]>, CmdError> {
+        let t = self.key_type();
+        if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+            return Ok(None);
+        }
+        if t != raw::REDISMODULE_KEYTYPE_STRING as c_int {
+            return Err(WRONGTYPE);
+        }
+        let mut len: usize = 0;
+        // SAFETY: open string key; read-only DMA is valid until the key is
+        // modified or closed, and the borrow of `self` prevents both.
+        let ptr = unsafe {
+            rm!(RedisModule_StringDMA)(self.ptr, &mut len, raw::REDISMODULE_READ as c_int)
+        };
+        if ptr.is_null() || len == 0 {
+            return Ok(Some(&[]));
+        }
+        // SAFETY: DMA gave `len` readable bytes at `ptr`.
+        Ok(Some(unsafe {
+            std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+        }))
+    }
+
+    /// Fails with WRONGTYPE unless the key is empty or a string.
+    pub fn expect_string_or_empty(&self) -> Result<(), CmdError> {
+        let t = self.key_type();
+        if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int
+            || t == raw::REDISMODULE_KEYTYPE_STRING as c_int
+        {
+            Ok(())
+        } else {
+            Err(WRONGTYPE)
+        }
+    }
+
+    /// Sets the value (shared with `value`, not copied) and its TTL in ms;
+    /// returns the absolute expiry Redis stored, for replication.
+    pub fn set_string_with_ttl(
+        &self,
+        value: *mut raw::RedisModuleString,
+        ttl_ms: i64,
+    ) -> Result<i64, CmdError> {
+        // SAFETY: key opened for writing; `value` is a live string.
+        unsafe {
+            if rm!(RedisModule_StringSet)(self.ptr, value) != raw::REDISMODULE_OK as c_int {
+                return Err(CmdError::Static("ERR could not write the key"));
+            }
+            rm!(RedisModule_SetExpire)(self.ptr, ttl_ms);
+            Ok(rm!(RedisModule_GetAbsExpire)(self.ptr))
+        }
+    }
+
+    pub fn delete(&self) -> bool {
+        // SAFETY: key opened for writing.
+        unsafe { rm!(RedisModule_DeleteKey)(self.ptr) == raw::REDISMODULE_OK as c_int }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: opened in `open`, closed once here.
+            unsafe { rm!(RedisModule_CloseKey)(self.ptr) }
+        }
+    }
+}
+
+/// Propagates `cmd args...` to replicas and the AOF.
+pub fn replicate(ctx: *mut raw::RedisModuleCtx, cmd: &CStr, args: &[&[u8]]) {
+    let owned: Vec<OwnedString> = args.iter().map(|a| OwnedString::new(a)).collect();
+    let mut ptrs: Vec<*mut raw::RedisModuleString> = owned.iter().map(OwnedString::ptr).collect();
+    // SAFETY: "v" takes an array of RedisModuleString pointers and its length;
+    // all of them live until the call returns.
+    unsafe {
+        rm!(RedisModule_Replicate)(
+            ctx,
+            cmd.as_ptr(),
+            c"v".as_ptr(),
+            ptrs.as_mut_ptr(),
+            ptrs.len(),
+        );
+    }
+}
+
+/// Current Unix time in ms.
+pub fn now_ms() -> i64 {
+    // SAFETY: no arguments; present in every supported server.
+    unsafe { rm!(RedisModule_Milliseconds)() }
+}
