@@ -12,7 +12,7 @@ pub struct Reply {
 
 macro_rules! rm {
     ($f:ident) => {
-        raw::$f.expect(concat!(stringify!($f), " is in every supported server"))
+        redis_module::raw::$f.expect(concat!(stringify!($f), " is in every supported server"))
     };
 }
 pub(crate) use rm;

@@ -129,6 +129,59 @@ impl Key {
         }
     }
 
+    /// Replaces the value with `data`, reusing the existing string's buffer.
+    pub fn write_bytes(&self, data: &[u8]) -> Result<(), CmdError> {
+        let ok = raw::REDISMODULE_OK as c_int;
+        if self.key_type() == raw::REDISMODULE_KEYTYPE_STRING as c_int {
+            // SAFETY: key opened for writing and holding a string; after the
+            // truncate the DMA pointer addresses exactly `data.len()` writable bytes.
+            unsafe {
+                if rm!(RedisModule_StringTruncate)(self.ptr, data.len()) != ok {
+                    return Err(CmdError::Static("ERR could not write the key"));
+                }
+                let mut len: usize = 0;
+                let ptr =
+                    rm!(RedisModule_StringDMA)(self.ptr, &mut len, raw::REDISMODULE_WRITE as c_int);
+                if ptr.is_null() || len != data.len() {
+                    return Err(CmdError::Static("ERR could not write the key"));
+                }
+                std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.cast::<u8>(), len);
+            }
+            return Ok(());
+        }
+        let value = OwnedString::new(data);
+        // SAFETY: key opened for writing; StringSet keeps its own reference.
+        if unsafe { rm!(RedisModule_StringSet)(self.ptr, value.ptr()) } != ok {
+            return Err(CmdError::Static("ERR could not write the key"));
+        }
+        Ok(())
+    }
+
+    /// Absolute expiry in Unix ms, or -1 when none.
+    pub fn abs_expire(&self) -> i64 {
+        if self.ptr.is_null() {
+            return -1;
+        }
+        // SAFETY: open key.
+        unsafe { rm!(RedisModule_GetAbsExpire)(self.ptr) }
+    }
+
+    /// Remaining TTL in ms, -1 without expiry, -2 when the key does not exist.
+    pub fn ttl_ms(&self) -> i64 {
+        if !self.exists() {
+            return -2;
+        }
+        // SAFETY: open, existing key.
+        unsafe { rm!(RedisModule_GetExpire)(self.ptr) }
+    }
+
+    pub fn set_abs_expire(&self, at_ms: i64) {
+        // SAFETY: key opened for writing and holding a value.
+        unsafe {
+            rm!(RedisModule_SetAbsExpire)(self.ptr, at_ms);
+        }
+    }
+
     pub fn delete(&self) -> bool {
         // SAFETY: key opened for writing.
         unsafe { rm!(RedisModule_DeleteKey)(self.ptr) == raw::REDISMODULE_OK as c_int }

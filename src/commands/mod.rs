@@ -1,6 +1,7 @@
 //! Every command the module registers, with its flags and routing argument.
 
 pub mod cache;
+pub mod ratelimit;
 pub mod stats;
 
 use crate::command::CommandDef;
@@ -14,6 +15,11 @@ entry_point!(setsession, cache::setsession);
 entry_point!(getsession, cache::getsession);
 entry_point!(invalidateuser, cache::invalidateuser);
 entry_point!(cache_stats, stats::stats);
+entry_point!(rl_check, ratelimit::check);
+entry_point!(rl_peek, ratelimit::peek);
+entry_point!(rl_info, ratelimit::info);
+entry_point!(rl_reset, ratelimit::reset);
+entry_point!(rl_record, ratelimit::record);
 
 const WRITE: &str = "write deny-oom fast";
 const READ: &str = "readonly fast";
@@ -91,5 +97,51 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         summary: "Hit/miss and rate-limiter counters of this server; RESET zeroes them.",
         handler: cache_stats,
+    },
+
+    CommandDef {
+        name: "ratelimit.check",
+        flags: WRITE,
+        arity: -2,
+        route_arg: 1,
+        route_is_key: false,
+        summary: "Exact sliding-window check: admits and records COST requests when within the limit.",
+        handler: rl_check,
+    },
+    CommandDef {
+        name: "ratelimit.peek",
+        flags: READ,
+        arity: -2,
+        route_arg: 1,
+        route_is_key: false,
+        summary: "What RATELIMIT.CHECK would answer now, recording nothing.",
+        handler: rl_peek,
+    },
+    CommandDef {
+        name: "ratelimit.info",
+        flags: READ,
+        arity: -2,
+        route_arg: 1,
+        route_is_key: false,
+        summary: "Counted requests, rule and TTL of a limiter.",
+        handler: rl_info,
+    },
+    CommandDef {
+        name: "ratelimit.reset",
+        flags: "write fast",
+        arity: -2,
+        route_arg: 1,
+        route_is_key: false,
+        summary: "Deletes a limiter.",
+        handler: rl_reset,
+    },
+    CommandDef {
+        name: "ratelimit.record",
+        flags: WRITE,
+        arity: 6,
+        route_arg: 1,
+        route_is_key: true,
+        summary: "Internal: applies an admitted check at an absolute time (what replicas and the AOF receive).",
+        handler: rl_record,
     },
 ];

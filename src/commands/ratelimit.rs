@@ -1,0 +1,308 @@
+//! RATELIMIT.CHECK/PEEK/INFO/RESET and RATELIMIT.RECORD, the deterministic
+//! effect that replicas and the AOF apply instead of re-running a check.
+
+use std::cell::RefCell;
+
+use crate::acl::{check_keys, Access};
+use crate::args::{int_in, is_token, syntax_error};
+use crate::command::{Args, CmdError, CmdResult};
+use crate::commands::cache::style;
+use crate::config::POLICIES;
+use crate::keys;
+use crate::limiter::{
+    self, Decision, Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
+};
+use crate::reply::Reply;
+use crate::stats::COUNTERS;
+use crate::store::{now_ms, replicate, Key, Mode, OwnedString};
+
+thread_local! {
+    // Commands run on Redis's main thread: one scratch buffer serves every check.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+const CHECK_OPTIONS: &str = "[<limit> <window_seconds>] [ACTION <action>] [COST <n>]";
+
+struct CheckArgs<'a> {
+    identifier: &'a [u8],
+    action: &'a [u8],
+    rule: Rule,
+    cost: u64,
+}
+
+/// Parses `<identifier> [<limit> <window_seconds>] [ACTION a] [COST n]`.
+fn parse_check<'a>(args: &Args<'a>) -> Result<CheckArgs<'a>, CmdError> {
+    if args.len() < 2 {
+        return Err(CmdError::WrongArity);
+    }
+    let identifier = args.bytes(1);
+    let mut i = 2;
+    let mut explicit = None;
+    if i < args.len() && !is_token(args.bytes(i), "ACTION") && !is_token(args.bytes(i), "COST") {
+        if i + 1 >= args.len() {
+            return Err(syntax_error(args.bytes(i), CHECK_OPTIONS));
+        }
+        let limit = int_in(args.bytes(i), "limit", 1, MAX_LIMIT as i64)?;
+        let window = int_in(
+            args.bytes(i + 1),
+            "window_seconds",
+            (MIN_WINDOW_MS / 1000) as i64,
+            (MAX_WINDOW_MS / 1000) as i64,
+        )?;
+        explicit = Some(Rule {
+            limit: limit as u64,
+            window_ms: window as u64 * 1000,
+        });
+        i += 2;
+    }
+    let mut action: &[u8] = b"default";
+    let mut cost = 1u64;
+    while i < args.len() {
+        let arg = args.bytes(i);
+        if i + 1 >= args.len() {
+            return Err(syntax_error(arg, CHECK_OPTIONS));
+        }
+        if is_token(arg, "ACTION") {
+            action = args.bytes(i + 1);
+            if action.is_empty() || action.len() > crate::policy::MAX_ACTION_LEN {
+                return Err(CmdError::msg(format!(
+                    "ERR action must be 1 to {} bytes",
+                    crate::policy::MAX_ACTION_LEN
+                )));
+            }
+        } else if is_token(arg, "COST") {
+            cost = int_in(args.bytes(i + 1), "COST", 1, MAX_COST as i64)? as u64;
+        } else {
+            return Err(syntax_error(arg, CHECK_OPTIONS));
+        }
+        i += 2;
+    }
+    let rule = match explicit {
+        Some(r) => r,
+        None => POLICIES.current().get(action).ok_or_else(|| {
+            CmdError::msg(format!(
+                "ERR no rate limit policy for action '{}': pass <limit> <window_seconds> or add it to cachekit.ratelimit-policies",
+                String::from_utf8_lossy(action)
+            ))
+        })?,
+    };
+    Ok(CheckArgs {
+        identifier,
+        action,
+        rule,
+        cost,
+    })
+}
+
+/// `<identifier> [ACTION a]` of INFO and RESET.
+fn parse_target<'a>(args: &Args<'a>) -> Result<(&'a [u8], &'a [u8]), CmdError> {
+    match args.len() {
+        2 => Ok((args.bytes(1), b"default")),
+        4 if is_token(args.bytes(2), "ACTION") => Ok((args.bytes(1), args.bytes(3))),
+        4 => Err(syntax_error(args.bytes(2), "ACTION <action>")),
+        3 => Err(syntax_error(args.bytes(2), "ACTION <action>")),
+        _ => Err(CmdError::WrongArity),
+    }
+}
+
+fn limiter_key(action: &[u8], identifier: &[u8]) -> Result<OwnedString, CmdError> {
+    let key = keys::ratelimit_key(style(), action, identifier)
+        .map_err(|e| CmdError::msg(e.to_string()))?;
+    Ok(OwnedString::new(&key))
+}
+
+fn state_error(key: &OwnedString, e: StateError) -> CmdError {
+    match e {
+        StateError::Corrupt(why) => CmdError::msg(format!(
+            "ERR corrupted rate limiter value at '{}': {why}; RATELIMIT.RESET deletes it",
+            String::from_utf8_lossy(&key.bytes()[..key.bytes().len().min(128)])
+        )),
+        StateError::InvalidArgument(why) => CmdError::msg(format!("ERR {why}")),
+    }
+}
+
+fn now() -> u64 {
+    now_ms().max(0) as u64
+}
+
+/// Seconds, rounded up, for a ms duration (negative stays -1).
+fn ceil_s(ms: i64) -> i64 {
+    if ms < 0 {
+        -1
+    } else {
+        ms / 1000 + i64::from(ms % 1000 != 0)
+    }
+}
+
+fn reply_decision(reply: &Reply, d: &Decision, now_ms: u64) {
+    let reset_at_ms = now_ms.saturating_add(d.reset_after_ms);
+    reply.map(8);
+    reply.field("allowed");
+    reply.int(i64::from(d.allowed));
+    reply.field("current_count");
+    reply.int(d.current_count as i64);
+    reply.field("limit");
+    reply.int(d.limit as i64);
+    reply.field("remaining");
+    reply.int(d.remaining as i64);
+    reply.field("retry_after");
+    reply.int(ceil_s(d.retry_after_ms));
+    reply.field("reset_time");
+    reply.int(ceil_s(reset_at_ms.min(i64::MAX as u64) as i64));
+    reply.field("retry_after_ms");
+    reply.int(d.retry_after_ms);
+    reply.field("reset_after_ms");
+    reply.int(d.reset_after_ms.min(i64::MAX as u64) as i64);
+}
+
+/// Writes a new limiter state and moves the expiry only when it changes
+/// (it is rounded to whole seconds, so most checks leave it alone).
+fn store_state(key: &Key, state: &[u8], name: &OwnedString) -> CmdResult {
+    key.write_bytes(state)?;
+    let at = limiter::expire_at_ms(state).map_err(|e| state_error(name, e))?;
+    let at = at.min(i64::MAX as u64) as i64;
+    if key.abs_expire() != at {
+        key.set_abs_expire(at);
+    }
+    Ok(())
+}
+
+pub fn check(reply: &Reply, args: &Args) -> CmdResult {
+    let a = parse_check(args)?;
+    let ctx = reply.ctx();
+    let name = limiter_key(a.action, a.identifier)?;
+    check_keys(ctx, &[(&name, Access::Write)])?;
+    let key = Key::open(ctx, &name, Mode::Write);
+    let now = now();
+    SCRATCH.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let state = key.read_string()?;
+        let d = limiter::check(state, now, a.rule, a.cost, Some(&mut buf))
+            .map_err(|e| state_error(&name, e))?;
+        if d.allowed {
+            store_state(&key, &buf, &name)?;
+            let (now_s, limit_s, window_s, cost_s) = (
+                now.to_string(),
+                a.rule.limit.to_string(),
+                a.rule.window_ms.to_string(),
+                a.cost.to_string(),
+            );
+            replicate(
+                ctx,
+                c"RATELIMIT.RECORD",
+                &[
+                    name.bytes(),
+                    now_s.as_bytes(),
+                    limit_s.as_bytes(),
+                    window_s.as_bytes(),
+                    cost_s.as_bytes(),
+                ],
+            );
+        }
+        COUNTERS.limiter(d.allowed);
+        reply_decision(reply, &d, now);
+        Ok(())
+    })
+}
+
+pub fn peek(reply: &Reply, args: &Args) -> CmdResult {
+    let a = parse_check(args)?;
+    let ctx = reply.ctx();
+    let name = limiter_key(a.action, a.identifier)?;
+    check_keys(ctx, &[(&name, Access::Read)])?;
+    let key = Key::open(ctx, &name, Mode::Read);
+    let now = now();
+    let d = limiter::peek(key.read_string()?, now, a.rule, a.cost)
+        .map_err(|e| state_error(&name, e))?;
+    reply_decision(reply, &d, now);
+    Ok(())
+}
+
+pub fn info(reply: &Reply, args: &Args) -> CmdResult {
+    let (identifier, action) = parse_target(args)?;
+    let ctx = reply.ctx();
+    let name = limiter_key(action, identifier)?;
+    check_keys(ctx, &[(&name, Access::Read)])?;
+    let key = Key::open(ctx, &name, Mode::Read);
+    let now = now();
+    let info = match key.read_string()? {
+        Some(state) => Some(limiter::info(state, now).map_err(|e| state_error(&name, e))?),
+        None => None,
+    };
+    let (count, limit, window_ms, stamps) = match &info {
+        Some(i) => (i.count, i.limit, i.window_ms, i.timestamps.as_slice()),
+        None => {
+            let policy = POLICIES.current().get(action);
+            (
+                0,
+                policy.map_or(0, |r| r.limit),
+                policy.map_or(0, |r| r.window_ms),
+                &[][..],
+            )
+        }
+    };
+    reply.map(5);
+    reply.field("current_requests");
+    reply.int(count as i64);
+    reply.field("limit");
+    reply.int(limit as i64);
+    reply.field("window_ms");
+    reply.int(window_ms as i64);
+    reply.field("timestamps");
+    reply.array(stamps.len());
+    for t in stamps {
+        reply.int(*t as i64);
+    }
+    reply.field("ttl_ms");
+    reply.int(key.ttl_ms());
+    Ok(())
+}
+
+pub fn reset(reply: &Reply, args: &Args) -> CmdResult {
+    let (identifier, action) = parse_target(args)?;
+    let ctx = reply.ctx();
+    let name = limiter_key(action, identifier)?;
+    check_keys(ctx, &[(&name, Access::Delete)])?;
+    let key = Key::open(ctx, &name, Mode::Write);
+    let existed = key.exists() && key.delete();
+    drop(key);
+    if existed {
+        replicate(ctx, c"DEL", &[name.bytes()]);
+    }
+    reply.int(i64::from(existed));
+    Ok(())
+}
+
+/// `RATELIMIT.RECORD <key> <at_ms> <limit> <window_ms> <cost>`: appends `cost`
+/// requests at `at_ms` whatever the count, as the primary decided. Sent to
+/// replicas and the AOF in place of CHECK, so they need no clock of their own.
+pub fn record(reply: &Reply, args: &Args) -> CmdResult {
+    if args.len() != 6 {
+        return Err(CmdError::WrongArity);
+    }
+    let at = int_in(args.bytes(2), "at_ms", 0, i64::MAX)? as u64;
+    let limit = int_in(args.bytes(3), "limit", 1, MAX_LIMIT as i64)? as u64;
+    let window_ms = int_in(
+        args.bytes(4),
+        "window_ms",
+        MIN_WINDOW_MS as i64,
+        MAX_WINDOW_MS as i64,
+    )? as u64;
+    let cost = int_in(args.bytes(5), "cost", 1, MAX_COST as i64)? as u64;
+    let ctx = reply.ctx();
+    let name = OwnedString::new(args.bytes(1));
+    let key = Key::open(ctx, &name, Mode::Write);
+    SCRATCH.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let rule = Rule { limit, window_ms };
+        limiter::record(key.read_string()?, at, rule, cost, &mut buf)
+            .map_err(|e| state_error(&name, e))?;
+        store_state(&key, &buf, &name)?;
+        // SAFETY: live context; RECORD is deterministic, so it replicates as sent.
+        unsafe {
+            crate::reply::rm!(RedisModule_ReplicateVerbatim)(ctx);
+        }
+        reply.ok();
+        Ok(())
+    })
+}
