@@ -252,7 +252,7 @@ fn set_command_info(
         specs[0].fk.range.keystep = 1;
         specs[0].fk.range.limit = 0;
     }
-    let mut info = raw::RedisModuleCommandInfo {
+    let info = raw::RedisModuleCommandInfo {
         version: &version,
         summary: summary.as_ptr(),
         complexity: c"O(1)".as_ptr(),
@@ -269,7 +269,7 @@ fn set_command_info(
     };
     // SAFETY: `info` and everything it points to live until the call returns;
     // Redis copies what it keeps.
-    let status = unsafe { set_info(command, &mut info) };
+    let status = unsafe { set_info(command, &info as *const _ as *mut _) };
     if status != raw::Status::Ok as c_int {
         return Err(format!("could not set command info of {}", def.name));
     }

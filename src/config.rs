@@ -123,7 +123,7 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     pub fn parse(args: &[RedisString]) -> Result<LoadArgs, String> {
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return Err("module arguments must be name/value pairs, e.g. user-ttl 900".into());
         }
         let mut pairs = Vec::new();

@@ -1,19 +1,20 @@
 //! cachekit: an application's cache key schemes, statistics and an exact
 //! sliding-window rate limiter as native Redis commands.
 
-pub mod acl;
-pub mod args;
-pub mod command;
-pub mod commands;
-pub mod config;
-pub mod json_shape;
-pub mod keys;
-pub mod limiter;
-pub mod log;
-pub mod policy;
-pub mod reply;
-pub mod stats;
-pub mod store;
+mod acl;
+mod args;
+mod command;
+mod commands;
+mod config;
+mod json_shape;
+mod keys;
+mod limiter;
+mod log;
+mod policy;
+mod pyjson;
+mod reply;
+mod stats;
+mod store;
 
 use std::sync::atomic::Ordering;
 

@@ -132,29 +132,27 @@ fn fuzz(seed: u64, iterations: usize, budget: Duration) {
         let mut sent = 0usize;
         let mut errors = 0usize;
         while sent < iterations && started.elapsed() < budget {
-            let mut pipe = redis::pipe();
-            for _ in 0..50 {
-                let name = COMMANDS[rng.gen_range(0..COMMANDS.len())];
-                let mut c = redis::cmd(name);
-                for _ in 0..rng.gen_range(0..8) {
-                    c.arg(random_arg(&mut rng));
-                }
-                pipe.add_command(c);
-                sent += 1;
+            let name = COMMANDS[rng.gen_range(0..COMMANDS.len())];
+            let mut command = redis::cmd(name);
+            for _ in 0..rng.gen_range(0..8) {
+                command.arg(random_arg(&mut rng));
             }
-            let replies: Vec<Value> = pipe.query(&mut c).expect("server answered the batch");
-            errors += replies
-                .iter()
-                .filter(|v| matches!(v, Value::ServerError(_)))
-                .count();
-            // Server errors come back as values in a pipeline; a non-error-coded one is a bug.
-            for r in &replies {
-                if let Value::ServerError(e) = r {
-                    let code = e.code();
+            sent += 1;
+            match command.query::<Value>(&mut c) {
+                Ok(_) => {}
+                Err(e) => {
                     assert!(
-                        code.chars().all(|ch| ch.is_ascii_uppercase()) && !code.is_empty(),
-                        "error without an error code: {e:?}"
+                        !e.is_io_error() && !e.is_connection_dropped() && !e.is_timeout(),
+                        "{} stopped answering after {sent} commands: {e}",
+                        s.flavor.binary()
                     );
+                    // Every error reply carries an upper-case error code.
+                    let code = e.code().unwrap_or("");
+                    assert!(
+                        !code.is_empty() && code.chars().all(|ch| ch.is_ascii_uppercase()),
+                        "error without an error code from {name}: {e}"
+                    );
+                    errors += 1;
                 }
             }
         }

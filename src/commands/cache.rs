@@ -35,13 +35,16 @@ pub const SESSION: Kind = Kind {
     shape: Shape::Object,
 };
 
+/// Consumes a command-specific option at `i`: `Some(n)` arguments used, `None` if not its own.
+pub type ExtraOption<'f> = dyn FnMut(&Args, usize) -> Result<Option<usize>, CmdError> + 'f;
+
 /// Parses trailing options of a SET command: only `TTL <seconds>`.
 /// Returns the TTL in seconds, from the option or the config.
 pub fn parse_set_options(
     args: &Args,
     from: usize,
     kind: &Kind,
-    extra: &mut dyn FnMut(&Args, usize) -> Result<Option<usize>, CmdError>,
+    extra: &mut ExtraOption,
 ) -> Result<i64, CmdError> {
     let mut ttl = config::ttl(kind.ttl);
     let mut i = from;

@@ -1,6 +1,8 @@
 //! Every command the module registers, with its flags and routing argument.
 
 pub mod cache;
+pub mod hashed;
+pub mod keyname;
 pub mod ratelimit;
 pub mod stats;
 
@@ -15,6 +17,13 @@ entry_point!(setsession, cache::setsession);
 entry_point!(getsession, cache::getsession);
 entry_point!(invalidateuser, cache::invalidateuser);
 entry_point!(cache_stats, stats::stats);
+entry_point!(setsearch, hashed::setsearch);
+entry_point!(getsearch, hashed::getsearch);
+entry_point!(setrag, hashed::setrag);
+entry_point!(getrag, hashed::getrag);
+entry_point!(settranslation, hashed::settranslation);
+entry_point!(gettranslation, hashed::gettranslation);
+entry_point!(cache_key, keyname::key);
 entry_point!(rl_check, ratelimit::check);
 entry_point!(rl_peek, ratelimit::peek);
 entry_point!(rl_info, ratelimit::info);
@@ -143,5 +152,69 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: true,
         summary: "Internal: applies an admitted check at an absolute time (what replicas and the AOF receive).",
         handler: rl_record,
+    },
+
+    CommandDef {
+        name: "cache.setsearch",
+        flags: WRITE,
+        arity: -4,
+        route_arg: 2,
+        route_is_key: false,
+        summary: "Stores search results at search:<md5(query:user_id:filters)> with the search TTL.",
+        handler: setsearch,
+    },
+    CommandDef {
+        name: "cache.getsearch",
+        flags: READ,
+        arity: -3,
+        route_arg: 2,
+        route_is_key: false,
+        summary: "Returns cached search results, or nil.",
+        handler: getsearch,
+    },
+    CommandDef {
+        name: "cache.setrag",
+        flags: WRITE,
+        arity: -5,
+        route_arg: 2,
+        route_is_key: false,
+        summary: "Stores a RAG answer at rag_response:<md5(query:user_id:context_hash)>.",
+        handler: setrag,
+    },
+    CommandDef {
+        name: "cache.getrag",
+        flags: READ,
+        arity: 4,
+        route_arg: 2,
+        route_is_key: false,
+        summary: "Returns a cached RAG answer, or nil.",
+        handler: getrag,
+    },
+    CommandDef {
+        name: "cache.settranslation",
+        flags: WRITE,
+        arity: -5,
+        route_arg: 1,
+        route_is_key: false,
+        summary: "Stores a translation at translation:<md5(text)>:<source>:<target>.",
+        handler: settranslation,
+    },
+    CommandDef {
+        name: "cache.gettranslation",
+        flags: READ,
+        arity: 4,
+        route_arg: 1,
+        route_is_key: false,
+        summary: "Returns a cached translation, or nil.",
+        handler: gettranslation,
+    },
+    CommandDef {
+        name: "cache.key",
+        flags: "readonly fast",
+        arity: -3,
+        route_arg: 0,
+        route_is_key: false,
+        summary: "The key name the module uses for a kind and the arguments of its GET command.",
+        handler: cache_key,
     },
 ];

@@ -23,20 +23,21 @@ thread_local! {
 
 const CHECK_OPTIONS: &str = "[<limit> <window_seconds>] [ACTION <action>] [COST <n>]";
 
-struct CheckArgs<'a> {
-    identifier: &'a [u8],
-    action: &'a [u8],
-    rule: Rule,
-    cost: u64,
+pub struct CheckArgs<'a> {
+    pub identifier: &'a [u8],
+    pub action: &'a [u8],
+    /// `<limit> <window_seconds>` when given; else the action's policy applies.
+    pub explicit: Option<Rule>,
+    pub cost: u64,
 }
 
 /// Parses `<identifier> [<limit> <window_seconds>] [ACTION a] [COST n]`.
-fn parse_check<'a>(args: &Args<'a>) -> Result<CheckArgs<'a>, CmdError> {
-    if args.len() < 2 {
+pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<'a>, CmdError> {
+    if args.len() < from + 1 {
         return Err(CmdError::WrongArity);
     }
-    let identifier = args.bytes(1);
-    let mut i = 2;
+    let identifier = args.bytes(from);
+    let mut i = from + 1;
     let mut explicit = None;
     if i < args.len() && !is_token(args.bytes(i), "ACTION") && !is_token(args.bytes(i), "COST") {
         if i + 1 >= args.len() {
@@ -77,21 +78,25 @@ fn parse_check<'a>(args: &Args<'a>) -> Result<CheckArgs<'a>, CmdError> {
         }
         i += 2;
     }
-    let rule = match explicit {
-        Some(r) => r,
-        None => POLICIES.current().get(action).ok_or_else(|| {
-            CmdError::msg(format!(
-                "ERR no rate limit policy for action '{}': pass <limit> <window_seconds> or add it to cachekit.ratelimit-policies",
-                String::from_utf8_lossy(action)
-            ))
-        })?,
-    };
     Ok(CheckArgs {
         identifier,
         action,
-        rule,
+        explicit,
         cost,
     })
+}
+
+/// The rule a check applies: explicit, or the action's policy.
+fn resolve_rule(a: &CheckArgs) -> Result<Rule, CmdError> {
+    match a.explicit {
+        Some(r) => Ok(r),
+        None => POLICIES.current().get(a.action).ok_or_else(|| {
+            CmdError::msg(format!(
+                "ERR no rate limit policy for action '{}': pass <limit> <window_seconds> or add it to cachekit.ratelimit-policies",
+                String::from_utf8_lossy(a.action)
+            ))
+        }),
+    }
 }
 
 /// `<identifier> [ACTION a]` of INFO and RESET.
@@ -105,7 +110,7 @@ fn parse_target<'a>(args: &Args<'a>) -> Result<(&'a [u8], &'a [u8]), CmdError> {
     }
 }
 
-fn limiter_key(action: &[u8], identifier: &[u8]) -> Result<OwnedString, CmdError> {
+pub fn limiter_key(action: &[u8], identifier: &[u8]) -> Result<OwnedString, CmdError> {
     let key = keys::ratelimit_key(style(), action, identifier)
         .map_err(|e| CmdError::msg(e.to_string()))?;
     Ok(OwnedString::new(&key))
@@ -168,7 +173,8 @@ fn store_state(key: &Key, state: &[u8], name: &OwnedString) -> CmdResult {
 }
 
 pub fn check(reply: &Reply, args: &Args) -> CmdResult {
-    let a = parse_check(args)?;
+    let a = parse_check_syntax(args, 1)?;
+    let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
     check_keys(ctx, &[(&name, Access::Write)])?;
@@ -177,14 +183,14 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
         let state = key.read_string()?;
-        let d = limiter::check(state, now, a.rule, a.cost, Some(&mut buf))
+        let d = limiter::check(state, now, rule, a.cost, Some(&mut buf))
             .map_err(|e| state_error(&name, e))?;
         if d.allowed {
             store_state(&key, &buf, &name)?;
             let (now_s, limit_s, window_s, cost_s) = (
                 now.to_string(),
-                a.rule.limit.to_string(),
-                a.rule.window_ms.to_string(),
+                rule.limit.to_string(),
+                rule.window_ms.to_string(),
                 a.cost.to_string(),
             );
             replicate(
@@ -206,14 +212,15 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
 }
 
 pub fn peek(reply: &Reply, args: &Args) -> CmdResult {
-    let a = parse_check(args)?;
+    let a = parse_check_syntax(args, 1)?;
+    let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
     check_keys(ctx, &[(&name, Access::Read)])?;
     let key = Key::open(ctx, &name, Mode::Read);
     let now = now();
-    let d = limiter::peek(key.read_string()?, now, a.rule, a.cost)
-        .map_err(|e| state_error(&name, e))?;
+    let d =
+        limiter::peek(key.read_string()?, now, rule, a.cost).map_err(|e| state_error(&name, e))?;
     reply_decision(reply, &d, now);
     Ok(())
 }

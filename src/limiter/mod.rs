@@ -11,6 +11,6 @@ mod window;
 mod model_tests;
 
 pub use window::{
-    check, expire_at_ms, info, peek, record, validate, validate_cost, Decision, Info, Rule,
-    StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
+    check, expire_at_ms, info, peek, record, Decision, Rule, StateError, MAX_COST, MAX_LIMIT,
+    MAX_WINDOW_MS, MIN_WINDOW_MS,
 };

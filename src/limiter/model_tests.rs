@@ -4,6 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::window::validate;
 use super::*;
 
 const T0: u64 = 1_700_000_000_000;

@@ -1,0 +1,152 @@
+//! Search, RAG and translation caches: keys hashed exactly as the Python
+//! services hash them.
+
+use crate::args::is_token;
+use crate::command::{Args, CmdError, CmdResult};
+use crate::commands::cache::{fetch_json, parse_set_options, store_json, style, Kind};
+use crate::config;
+use crate::json_shape::{self, Shape};
+use crate::keys;
+use crate::pyjson;
+use crate::stats::Namespace;
+
+const SEARCH: Kind = Kind {
+    namespace: Namespace::Search,
+    ttl: &config::SEARCH_TTL,
+    shape: Shape::Any,
+};
+const RAG: Kind = Kind {
+    namespace: Namespace::Rag,
+    ttl: &config::RAG_TTL,
+    shape: Shape::Any,
+};
+const TRANSLATION: Kind = Kind {
+    namespace: Namespace::Translation,
+    ttl: &config::TRANSLATION_TTL,
+    shape: Shape::Any,
+};
+
+fn key_error(e: keys::KeyError) -> CmdError {
+    CmdError::msg(e.to_string())
+}
+
+/// Python's `json.dumps(filters or {}, sort_keys=True)` for a FILTERS argument.
+pub fn canonical_filters(text: &[u8]) -> Result<String, CmdError> {
+    pyjson::canonical_object(text)
+        .map_err(|e| CmdError::msg(format!("ERR invalid JSON in FILTERS: {e}")))
+}
+
+/// `search:` key from `<query> <user_id>` at `at` and the canonical filters.
+pub fn search_key(args: &Args, at: usize, filters: &str) -> Result<Vec<u8>, CmdError> {
+    let query = args.text(at, "query")?;
+    let user_id = args.text(at + 1, "user_id")?;
+    keys::search_key(
+        style(),
+        query.as_bytes(),
+        user_id.as_bytes(),
+        filters.as_bytes(),
+    )
+    .map_err(key_error)
+}
+
+pub fn rag_key(args: &Args, at: usize) -> Result<Vec<u8>, CmdError> {
+    let query = args.text(at, "query")?;
+    let user_id = args.text(at + 1, "user_id")?;
+    let context = args.text(at + 2, "context_hash")?;
+    keys::rag_key(
+        style(),
+        query.as_bytes(),
+        user_id.as_bytes(),
+        context.as_bytes(),
+    )
+    .map_err(key_error)
+}
+
+pub fn translation_key(args: &Args, at: usize) -> Result<Vec<u8>, CmdError> {
+    let text = args.text(at, "text")?;
+    let source = args.text(at + 1, "source_lang")?;
+    let target = args.text(at + 2, "target_lang")?;
+    Ok(keys::translation_key(
+        style(),
+        text.as_bytes(),
+        source.as_bytes(),
+        target.as_bytes(),
+    ))
+}
+
+const EMPTY_FILTERS: &str = "{}";
+
+/// `FILTERS <json-object>` options of GETSEARCH / CACHE.KEY search, from `from` on.
+pub fn get_search_filters(args: &Args, from: usize) -> Result<String, CmdError> {
+    match args.len() - from {
+        0 => Ok(EMPTY_FILTERS.to_string()),
+        2 if is_token(args.bytes(from), "FILTERS") => canonical_filters(args.bytes(from + 1)),
+        _ => Err(crate::args::syntax_error(
+            args.bytes(from),
+            "FILTERS <json-object>",
+        )),
+    }
+}
+
+pub fn setsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+    if args.len() < 4 {
+        return Err(CmdError::WrongArity);
+    }
+    json_shape::validate(args.bytes(3), SEARCH.shape, "value").map_err(CmdError::msg)?;
+    let mut filters = EMPTY_FILTERS.to_string();
+    let ttl = parse_set_options(args, 4, &SEARCH, &mut |args, i| {
+        if is_token(args.bytes(i), "FILTERS") && i + 1 < args.len() {
+            filters = canonical_filters(args.bytes(i + 1))?;
+            Ok(Some(2))
+        } else {
+            Ok(None)
+        }
+    })?;
+    let key = search_key(args, 1, &filters)?;
+    store_json(reply, &key, 3, args, ttl)
+}
+
+pub fn getsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+    if args.len() < 3 {
+        return Err(CmdError::WrongArity);
+    }
+    let filters = get_search_filters(args, 3)?;
+    let key = search_key(args, 1, &filters)?;
+    fetch_json(reply, &key, Namespace::Search)
+}
+
+pub fn setrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+    if args.len() < 5 {
+        return Err(CmdError::WrongArity);
+    }
+    json_shape::validate(args.bytes(4), RAG.shape, "value").map_err(CmdError::msg)?;
+    let ttl = parse_set_options(args, 5, &RAG, &mut |_, _| Ok(None))?;
+    let key = rag_key(args, 1)?;
+    store_json(reply, &key, 4, args, ttl)
+}
+
+pub fn getrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+    if args.len() != 4 {
+        return Err(CmdError::WrongArity);
+    }
+    let key = rag_key(args, 1)?;
+    fetch_json(reply, &key, Namespace::Rag)
+}
+
+pub fn settranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+    if args.len() < 5 {
+        return Err(CmdError::WrongArity);
+    }
+    json_shape::validate(args.bytes(4), TRANSLATION.shape, "value").map_err(CmdError::msg)?;
+    let ttl = parse_set_options(args, 5, &TRANSLATION, &mut |_, _| Ok(None))?;
+    let key = translation_key(args, 1)?;
+    store_json(reply, &key, 4, args, ttl)
+}
+
+pub fn gettranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+    if args.len() != 4 {
+        return Err(CmdError::WrongArity);
+    }
+    let key = translation_key(args, 1)?;
+    fetch_json(reply, &key, Namespace::Translation)
+}
