@@ -4,6 +4,11 @@
 # and redis-tools. Idempotent; needs root. Prints what to install otherwise.
 set -euo pipefail
 
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install a Rust toolchain first (https://rustup.rs, or Debian's cargo package)" >&2
+  exit 1
+fi
+
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
