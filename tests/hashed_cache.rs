@@ -37,10 +37,20 @@ fn python_cases(count: usize) -> Vec<Case> {
     eprintln!("python key cases: CACHEKIT_KEYS_SEED={seed}");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pyjson/py_keys.py");
     let out = Command::new("python3")
-        .args([script, "--seed", &seed.to_string(), "--count", &count.to_string()])
+        .args([
+            script,
+            "--seed",
+            &seed.to_string(),
+            "--count",
+            &count.to_string(),
+        ])
         .output()
         .expect("python3 is needed to compute the reference keys (scripts/install-deps.sh)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     text.lines()
         .map(|line| {
@@ -76,7 +86,11 @@ fn keys_match_python_for_fresh_inputs() {
         let mut c = s.conn();
         for (i, case) in cases.iter().enumerate() {
             let key: String = with_filters(
-                cmd("CACHE.KEY").arg("search").arg(&case.query).arg(&case.user_id).clone(),
+                cmd("CACHE.KEY")
+                    .arg("search")
+                    .arg(&case.query)
+                    .arg(&case.user_id)
+                    .clone(),
                 &case.filters,
             )
             .query(&mut c)
@@ -102,7 +116,11 @@ fn keys_match_python_for_fresh_inputs() {
             // What the module stores, Python reads at its own key ...
             let value = format!(r#"{{"case":{i}}}"#);
             let _: () = with_filters(
-                cmd("CACHE.SETSEARCH").arg(&case.query).arg(&case.user_id).arg(&value).clone(),
+                cmd("CACHE.SETSEARCH")
+                    .arg(&case.query)
+                    .arg(&case.user_id)
+                    .arg(&value)
+                    .clone(),
                 &case.filters,
             )
             .query(&mut c)
@@ -159,34 +177,93 @@ fn equal_filters_give_one_key() {
             assert_eq!(got.as_deref(), Some(r#"{"results":[1,2]}"#), "{spelling}");
         }
         // No FILTERS is `filters or {}`: the same key as FILTERS {}.
-        let a: String = cmd("CACHE.KEY").arg("search").arg("q").arg(1).query(&mut c).unwrap();
-        let b: String = cmd("CACHE.KEY").arg("search").arg("q").arg(1).arg("FILTERS").arg("{}").query(&mut c).unwrap();
+        let a: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg("q")
+            .arg(1)
+            .query(&mut c)
+            .unwrap();
+        let b: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg("q")
+            .arg(1)
+            .arg("FILTERS")
+            .arg("{}")
+            .query(&mut c)
+            .unwrap();
         assert_eq!(a, b);
         // Integer and float spellings are different values in Python.
-        let a: String = cmd("CACHE.KEY").arg("search").arg("q").arg(1).arg("FILTERS").arg(r#"{"n":1}"#).query(&mut c).unwrap();
-        let b: String = cmd("CACHE.KEY").arg("search").arg("q").arg(1).arg("FILTERS").arg(r#"{"n":1.0}"#).query(&mut c).unwrap();
+        let a: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg("q")
+            .arg(1)
+            .arg("FILTERS")
+            .arg(r#"{"n":1}"#)
+            .query(&mut c)
+            .unwrap();
+        let b: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg("q")
+            .arg(1)
+            .arg("FILTERS")
+            .arg(r#"{"n":1.0}"#)
+            .query(&mut c)
+            .unwrap();
         assert_ne!(a, b);
     });
 }
 
 fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
 fn ttls_stats_and_bad_input() {
     on_each_server(|s| {
         let mut c = s.conn();
-        let _: () = cmd("CACHE.SETSEARCH").arg("q").arg(1).arg("[]").query(&mut c).unwrap();
-        let key: String = cmd("CACHE.KEY").arg("search").arg("q").arg(1).query(&mut c).unwrap();
+        let _: () = cmd("CACHE.SETSEARCH")
+            .arg("q")
+            .arg(1)
+            .arg("[]")
+            .query(&mut c)
+            .unwrap();
+        let key: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg("q")
+            .arg(1)
+            .query(&mut c)
+            .unwrap();
         let ttl: i64 = c.ttl(&key).unwrap();
         assert!((1799..=1800).contains(&ttl), "search ttl {ttl}");
-        let _: () = cmd("CACHE.SETRAG").arg("q").arg(1).arg("h").arg("{}").query(&mut c).unwrap();
-        let key: String = cmd("CACHE.KEY").arg("rag").arg("q").arg(1).arg("h").query(&mut c).unwrap();
+        let _: () = cmd("CACHE.SETRAG")
+            .arg("q")
+            .arg(1)
+            .arg("h")
+            .arg("{}")
+            .query(&mut c)
+            .unwrap();
+        let key: String = cmd("CACHE.KEY")
+            .arg("rag")
+            .arg("q")
+            .arg(1)
+            .arg("h")
+            .query(&mut c)
+            .unwrap();
         let ttl: i64 = c.ttl(&key).unwrap();
         assert!((3599..=3600).contains(&ttl), "rag ttl {ttl}");
-        let _: () = cmd("CACHE.SETTRANSLATION").arg("hi").arg("en").arg("ru").arg(r#""привет""#).query(&mut c).unwrap();
-        let ttl: i64 = c.ttl("translation:49f68a5c8493ec2c0bf489821c21fc3b:en:ru").unwrap();
+        let _: () = cmd("CACHE.SETTRANSLATION")
+            .arg("hi")
+            .arg("en")
+            .arg("ru")
+            .arg(r#""привет""#)
+            .query(&mut c)
+            .unwrap();
+        let ttl: i64 = c
+            .ttl("translation:49f68a5c8493ec2c0bf489821c21fc3b:en:ru")
+            .unwrap();
         assert!((86399..=86400).contains(&ttl), "translation ttl {ttl}");
         let _: () = cmd("CACHE.SETSEARCH")
             .arg("q")
@@ -198,16 +275,41 @@ fn ttls_stats_and_bad_input() {
             .arg(r#"{"a":1}"#)
             .query(&mut c)
             .unwrap();
-        let key: String = cmd("CACHE.KEY").arg("search").arg("q").arg(2).arg("FILTERS").arg(r#"{"a": 1}"#).query(&mut c).unwrap();
+        let key: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg("q")
+            .arg(2)
+            .arg("FILTERS")
+            .arg(r#"{"a": 1}"#)
+            .query(&mut c)
+            .unwrap();
         let ttl: i64 = c.ttl(&key).unwrap();
         assert!((29..=30).contains(&ttl), "override ttl {ttl}");
 
         // Per-namespace hits and misses.
         let _: () = cmd("CACHE.STATS").arg("RESET").query(&mut c).unwrap();
-        let _: Value = cmd("CACHE.GETSEARCH").arg("q").arg(1).query(&mut c).unwrap();
-        let _: Value = cmd("CACHE.GETSEARCH").arg("q").arg(99).query(&mut c).unwrap();
-        let _: Value = cmd("CACHE.GETRAG").arg("q").arg(1).arg("h").query(&mut c).unwrap();
-        let _: Value = cmd("CACHE.GETTRANSLATION").arg("nope").arg("en").arg("ru").query(&mut c).unwrap();
+        let _: Value = cmd("CACHE.GETSEARCH")
+            .arg("q")
+            .arg(1)
+            .query(&mut c)
+            .unwrap();
+        let _: Value = cmd("CACHE.GETSEARCH")
+            .arg("q")
+            .arg(99)
+            .query(&mut c)
+            .unwrap();
+        let _: Value = cmd("CACHE.GETRAG")
+            .arg("q")
+            .arg(1)
+            .arg("h")
+            .query(&mut c)
+            .unwrap();
+        let _: Value = cmd("CACHE.GETTRANSLATION")
+            .arg("nope")
+            .arg("en")
+            .arg("ru")
+            .query(&mut c)
+            .unwrap();
         let info: String = cmd("INFO").arg("cachekit").query(&mut c).unwrap();
         for line in [
             "cachekit_search_hits:1",
@@ -217,32 +319,126 @@ fn ttls_stats_and_bad_input() {
             "cachekit_translation_hits:0",
             "cachekit_translation_misses:1",
         ] {
-            assert!(info.lines().any(|l| l.trim() == line), "missing {line}:\n{info}");
+            assert!(
+                info.lines().any(|l| l.trim() == line),
+                "missing {line}:\n{info}"
+            );
         }
 
         // A megabyte-long query still gets the right key.
         let long = "ж".repeat(600_000);
-        let key: String = cmd("CACHE.KEY").arg("search").arg(&long).arg(7).query(&mut c).unwrap();
-        assert_eq!(key, format!("search:{}", md5_hex(format!("{long}:7:{{}}").as_bytes())));
+        let key: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg(&long)
+            .arg(7)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(
+            key,
+            format!("search:{}", md5_hex(format!("{long}:7:{{}}").as_bytes()))
+        );
         // An empty query is a valid Python key too.
-        let key: String = cmd("CACHE.KEY").arg("search").arg("").arg(7).query(&mut c).unwrap();
+        let key: String = cmd("CACHE.KEY")
+            .arg("search")
+            .arg("")
+            .arg(7)
+            .query(&mut c)
+            .unwrap();
         assert_eq!(key, format!("search:{}", md5_hex(b":7:{}")));
 
         let before: i64 = cmd("DBSIZE").query(&mut c).unwrap();
         let bad: Vec<(redis::Cmd, &str)> = vec![
-            (cmd("CACHE.SETSEARCH").arg("q").arg(1).arg("{").clone(), "ERR invalid JSON"),
-            (cmd("CACHE.SETSEARCH").arg("q").arg(1).arg("{}").arg("FILTERS").arg("[1]").clone(), "ERR invalid JSON in FILTERS"),
-            (cmd("CACHE.SETSEARCH").arg("q").arg(1).arg("{}").arg("FILTERS").arg("{").clone(), "ERR invalid JSON in FILTERS"),
-            (cmd("CACHE.SETSEARCH").arg("q").arg(1).arg("{}").arg("FILTERS").clone(), "ERR syntax error"),
-            (cmd("CACHE.GETSEARCH").arg("q").arg(1).arg("FILTERS").arg("NaN").clone(), "ERR invalid JSON in FILTERS"),
-            (cmd("CACHE.GETSEARCH").arg(&b"\xff\xfe"[..]).arg(1).clone(), "ERR query must be valid UTF-8"),
-            (cmd("CACHE.SETTRANSLATION").arg(&b"\xc3"[..]).arg("en").arg("ru").arg("{}").clone(), "ERR text must be valid UTF-8"),
-            (cmd("CACHE.SETRAG").arg("q").arg("").arg("h").arg("{}").clone(), "ERR user_id must not be empty"),
-            (cmd("CACHE.SETRAG").arg("q").arg(1).arg("h").arg("{}").arg("TTL").arg(0).clone(), "ERR TTL is not an integer"),
-            (cmd("CACHE.GETRAG").arg("q").arg(1).clone(), "ERR wrong number of arguments"),
-            (cmd("CACHE.GETTRANSLATION").arg("q").arg("en").clone(), "ERR wrong number of arguments"),
-            (cmd("CACHE.KEY").arg("search").arg("q").clone(), "ERR wrong number of arguments"),
-            (cmd("CACHE.KEY").arg("nope").arg("q").clone(), "ERR unknown key kind"),
+            (
+                cmd("CACHE.SETSEARCH").arg("q").arg(1).arg("{").clone(),
+                "ERR invalid JSON",
+            ),
+            (
+                cmd("CACHE.SETSEARCH")
+                    .arg("q")
+                    .arg(1)
+                    .arg("{}")
+                    .arg("FILTERS")
+                    .arg("[1]")
+                    .clone(),
+                "ERR invalid JSON in FILTERS",
+            ),
+            (
+                cmd("CACHE.SETSEARCH")
+                    .arg("q")
+                    .arg(1)
+                    .arg("{}")
+                    .arg("FILTERS")
+                    .arg("{")
+                    .clone(),
+                "ERR invalid JSON in FILTERS",
+            ),
+            (
+                cmd("CACHE.SETSEARCH")
+                    .arg("q")
+                    .arg(1)
+                    .arg("{}")
+                    .arg("FILTERS")
+                    .clone(),
+                "ERR syntax error",
+            ),
+            (
+                cmd("CACHE.GETSEARCH")
+                    .arg("q")
+                    .arg(1)
+                    .arg("FILTERS")
+                    .arg("NaN")
+                    .clone(),
+                "ERR invalid JSON in FILTERS",
+            ),
+            (
+                cmd("CACHE.GETSEARCH").arg(&b"\xff\xfe"[..]).arg(1).clone(),
+                "ERR query must be valid UTF-8",
+            ),
+            (
+                cmd("CACHE.SETTRANSLATION")
+                    .arg(&b"\xc3"[..])
+                    .arg("en")
+                    .arg("ru")
+                    .arg("{}")
+                    .clone(),
+                "ERR text must be valid UTF-8",
+            ),
+            (
+                cmd("CACHE.SETRAG")
+                    .arg("q")
+                    .arg("")
+                    .arg("h")
+                    .arg("{}")
+                    .clone(),
+                "ERR user_id must not be empty",
+            ),
+            (
+                cmd("CACHE.SETRAG")
+                    .arg("q")
+                    .arg(1)
+                    .arg("h")
+                    .arg("{}")
+                    .arg("TTL")
+                    .arg(0)
+                    .clone(),
+                "ERR TTL is not an integer",
+            ),
+            (
+                cmd("CACHE.GETRAG").arg("q").arg(1).clone(),
+                "ERR wrong number of arguments",
+            ),
+            (
+                cmd("CACHE.GETTRANSLATION").arg("q").arg("en").clone(),
+                "ERR wrong number of arguments",
+            ),
+            (
+                cmd("CACHE.KEY").arg("search").arg("q").clone(),
+                "ERR wrong number of arguments",
+            ),
+            (
+                cmd("CACHE.KEY").arg("nope").arg("q").clone(),
+                "ERR unknown key kind",
+            ),
         ];
         for (c2, want) in bad {
             let e = err_of(&mut c, &c2);
@@ -250,8 +446,13 @@ fn ttls_stats_and_bad_input() {
         }
         let after: i64 = cmd("DBSIZE").query(&mut c).unwrap();
         assert_eq!(before, after, "a failed command wrote a key");
-        let _: () = c.hset("translation:49f68a5c8493ec2c0bf489821c21fc3b:en:de", "f", 1).unwrap();
-        let e = err_of(&mut c, cmd("CACHE.GETTRANSLATION").arg("hi").arg("en").arg("de"));
+        let _: () = c
+            .hset("translation:49f68a5c8493ec2c0bf489821c21fc3b:en:de", "f", 1)
+            .unwrap();
+        let e = err_of(
+            &mut c,
+            cmd("CACHE.GETTRANSLATION").arg("hi").arg("en").arg("de"),
+        );
         assert!(e.starts_with("WRONGTYPE"), "{e}");
     });
 }
