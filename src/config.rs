@@ -42,7 +42,12 @@ pub struct KeyStyleConfig(AtomicU8);
 
 pub static KEY_STYLE: KeyStyleConfig = KeyStyleConfig(AtomicU8::new(0));
 
-pub const PLAIN_IN_CLUSTER: &str = "key-style plain is refused in cluster mode: plain keys of one user hash to different slots, so commands could not stay atomic on one node. Set cachekit.key-style tagged (e.g. loadmodule libcachekit.so key-style tagged)";
+/// CONFIG SET keeps only the first ~250 bytes of a module's error: keep it short.
+pub const PLAIN_IN_CLUSTER: &str = "key-style plain is refused in cluster mode: plain keys do not hash to the slot a cluster routes each command by, so they would land on nodes that do not own them. Set cachekit.key-style tagged";
+
+/// False until the config file's values are applied at load: before that a
+/// plain value is only the default, which the file may still turn to tagged.
+static CONFIGS_APPLIED: AtomicBool = AtomicBool::new(false);
 
 impl KeyStyleConfig {
     pub fn get(&self) -> KeyStyle {
@@ -63,7 +68,10 @@ impl ConfigurationValue<KeyStyleOption> for KeyStyleConfig {
     }
 
     fn set(&self, _ctx: &ConfigurationContext, val: KeyStyleOption) -> Result<(), RedisError> {
-        if val == KeyStyleOption::plain && CLUSTER_MODE.load(Ordering::Relaxed) {
+        if val == KeyStyleOption::plain
+            && CLUSTER_MODE.load(Ordering::Relaxed)
+            && CONFIGS_APPLIED.load(Ordering::Relaxed)
+        {
             return Err(RedisError::Str(PLAIN_IN_CLUSTER));
         }
         self.0.store(val as u8, Ordering::Relaxed);
@@ -108,12 +116,15 @@ impl ConfigurationValue<RedisString> for PolicyConfig {
     }
 }
 
-const TTL_CONFIGS: [(&str, &AtomicI64); 5] = [
-    ("user-ttl", &USER_TTL),
-    ("session-ttl", &SESSION_TTL),
-    ("search-ttl", &SEARCH_TTL),
-    ("rag-ttl", &RAG_TTL),
-    ("translation-ttl", &TRANSLATION_TTL),
+/// Name, value, default. The default is applied at every load: the library
+/// may stay mapped across MODULE UNLOAD, so the statics may hold the
+/// previous load's values.
+const TTL_CONFIGS: [(&str, &AtomicI64, i64); 5] = [
+    ("user-ttl", &USER_TTL, 1800),
+    ("session-ttl", &SESSION_TTL, 3600),
+    ("search-ttl", &SEARCH_TTL, 1800),
+    ("rag-ttl", &RAG_TTL, 3600),
+    ("translation-ttl", &TRANSLATION_TTL, 86400),
 ];
 
 /// `loadmodule` arguments: `name value` pairs, validated like `CONFIG SET`.
@@ -130,7 +141,7 @@ impl LoadArgs {
         for pair in args.chunks(2) {
             let name = pair[0].to_string_lossy().to_ascii_lowercase();
             let value = pair[1].to_string_lossy();
-            let known = TTL_CONFIGS.iter().any(|(n, _)| *n == name)
+            let known = TTL_CONFIGS.iter().any(|(n, _, _)| *n == name)
                 || name == "key-style"
                 || name == "ratelimit-policies";
             if !known {
@@ -155,9 +166,11 @@ impl LoadArgs {
 /// Registers every config with its load-time value (or default) and loads
 /// those given in the config file.
 pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
-    for (name, cell) in TTL_CONFIGS {
+    // A failed load may leave this library mapped: start from a clean state.
+    CONFIGS_APPLIED.store(false, Ordering::Relaxed);
+    for (name, cell, documented) in TTL_CONFIGS {
         let default = match args.get(name) {
-            None => cell.load(Ordering::Relaxed),
+            None => documented,
             Some(v) => v
                 .parse::<i64>()
                 .ok()
@@ -184,9 +197,6 @@ pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
         Some("tagged") => KeyStyleOption::tagged,
         Some(other) => return Err(format!("key-style must be plain or tagged, got '{other}'")),
     };
-    if style == KeyStyleOption::plain && CLUSTER_MODE.load(Ordering::Relaxed) {
-        return Err(PLAIN_IN_CLUSTER.to_string());
-    }
     KEY_STYLE.0.store(style.clone() as u8, Ordering::Relaxed);
     register_enum_configuration(
         ctx,
@@ -221,6 +231,13 @@ pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
         return Err(
             "could not load cachekit configs from the config file (see the log line above)".into(),
         );
+    }
+    CONFIGS_APPLIED.store(true, Ordering::Relaxed);
+    // Checked once the file had its say (`cachekit.key-style tagged` there is fine).
+    if CLUSTER_MODE.load(Ordering::Relaxed) && KEY_STYLE.get() == KeyStyle::Plain {
+        return Err(format!(
+            "{PLAIN_IN_CLUSTER}: `loadmodule /path/to/libcachekit.so key-style tagged`, or `cachekit.key-style tagged` in the config file"
+        ));
     }
     Ok(())
 }

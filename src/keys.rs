@@ -44,26 +44,31 @@ impl UserKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyError {
     Empty(&'static str),
-    Untaggable(&'static str),
+    /// The argument holds a byte that would move the key's hash tag.
+    Untaggable {
+        what: &'static str,
+        byte: char,
+    },
 }
 
 impl std::fmt::Display for KeyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyError::Empty(what) => write!(f, "ERR {what} must not be empty"),
-            KeyError::Untaggable(what) => write!(
+            KeyError::Untaggable { what, byte } => write!(
                 f,
-                "ERR {what} must not contain '}}' with key-style tagged: it would break the key's hash tag"
+                "ERR {what} must not contain '{byte}' with key-style tagged: it would change the key's hash tag and so its cluster slot (every other byte is allowed)"
             ),
         }
     }
 }
 
 /// Checks an id that goes inside `{...}`: the tag must be the whole id, so the
-/// key's slot is the id's own slot.
+/// key's slot is the id's own slot. A `{` inside is harmless: the tag still
+/// ends at the `}` the module adds, and the bare id has no `}` to form a tag.
 fn taggable(id: &[u8], what: &'static str) -> Result<(), KeyError> {
     if id.contains(&b'}') {
-        return Err(KeyError::Untaggable(what));
+        return Err(KeyError::Untaggable { what, byte: '}' });
     }
     Ok(())
 }
@@ -195,8 +200,12 @@ pub fn ratelimit_key(
 ) -> Result<Vec<u8>, KeyError> {
     non_empty(identifier, "identifier")?;
     non_empty(action, "action")?;
+    // The action comes before the tag: a `{` there would open the tag early.
     if style == KeyStyle::Tagged && action.contains(&b'{') {
-        return Err(KeyError::Untaggable("action"));
+        return Err(KeyError::Untaggable {
+            what: "action",
+            byte: '{',
+        });
     }
     let mut key = Vec::with_capacity(11 + action.len() + identifier.len() + 3);
     key.extend_from_slice(b"rate_limit:");
@@ -320,19 +329,67 @@ mod tests {
             ratelimit_key(t, b"search", b"42").unwrap(),
             b"rate_limit:search:{42}"
         );
-        assert!(user_key(t, UserKind::User, b"4}2", "user_id").is_err());
-        assert!(ratelimit_key(t, b"se{a", b"42").is_err());
+        for (kind, id, key) in [
+            (
+                UserKind::Permissions,
+                &b"42"[..],
+                &b"user_permissions:{42}"[..],
+            ),
+            (UserKind::Session, b"42", b"session:{42}"),
+            (UserKind::UserWithRoles, b"42", b"user_with_roles:{42}"),
+            (UserKind::User, b"4{2", b"user:{4{2}"),
+        ] {
+            assert_eq!(user_key(t, kind, id, "user_id").unwrap(), key);
+        }
+        // md5("q:42:{}") after the user's tag.
+        assert_eq!(
+            search_key(t, b"q", b"42", b"{}").unwrap(),
+            b"search:{42}c86fc6dd184a4457e5b67efb67ed13fd"
+        );
+        // "hello" is in slot 866, whose shortest tag is precomputed.
+        let k = translation_key(t, b"hello", b"en", b"ru");
+        let tag = slot_tag(866);
+        assert_eq!(key_slot(b"hello"), 866);
+        assert_eq!(
+            k,
+            format!("translation:{{{tag}}}5d41402abc4b2a76b9719d911017c592:en:ru").as_bytes()
+        );
+
+        let e = user_key(t, UserKind::User, b"4}2", "user_id").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("ERR user_id must not contain '}'"));
+        let e = ratelimit_key(t, b"se{a", b"42").unwrap_err();
+        assert!(e.to_string().starts_with("ERR action must not contain '{'"));
+        assert!(ratelimit_key(t, b"se}a", b"42").is_ok());
         assert!(user_key(KeyStyle::Plain, UserKind::User, b"", "user_id").is_err());
+        // Plain keys take any id: they are for a single server.
+        assert_eq!(
+            user_key(KeyStyle::Plain, UserKind::User, b"4}2", "user_id").unwrap(),
+            b"user:4}2"
+        );
     }
 
     #[test]
     fn slot_function_matches_redis() {
+        // CRC-16/XMODEM check value.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
         // Values from CLUSTER KEYSLOT on Redis 7.0.
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"bar"), 5061);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % SLOTS);
-        assert_eq!(key_slot(b"foo{{bar}}zap"), crc16(b"{bar") % SLOTS);
+        for (key, slot) in [
+            (&b"123456789"[..], 12739),
+            (b"foo", 12182),
+            (b"bar", 5061),
+            (b"{user1000}.following", 3443),
+            (b"foo{}{bar}", 8363),
+            (b"foo{{bar}}zap", 4015),
+            (b"a{b", 13340),
+            (b"user:{a{b}", 13340),
+            (b"{", 4092),
+            (b"x\xffy", 7656),
+            ("я😀".as_bytes(), 11698),
+        ] {
+            assert_eq!(key_slot(key), slot, "{:?}", String::from_utf8_lossy(key));
+        }
     }
 
     #[test]
@@ -344,35 +401,73 @@ mod tests {
         }
     }
 
+    /// Random bytes, biased towards the ones that matter to hash tags.
+    fn random_bytes(rng: &mut impl rand::Rng, max_len: usize) -> Vec<u8> {
+        const SPECIAL: &[u8] = b"{}{}:a1 ";
+        let len = rng.gen_range(0..=max_len);
+        (0..len)
+            .map(|_| {
+                if rng.gen_bool(0.5) {
+                    SPECIAL[rng.gen_range(0..SPECIAL.len())]
+                } else {
+                    rng.gen()
+                }
+            })
+            .collect()
+    }
+
+    /// The invariant a cluster relies on: every key a command touches hashes
+    /// to the slot of the argument the command declares for routing, and the
+    /// only refused ids are those that would break it.
     #[test]
     fn tagged_keys_live_in_the_routing_arguments_slot() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
+        let t = KeyStyle::Tagged;
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let alphabet: Vec<char> = "ab{}01:xя😀 ".chars().collect();
-        for _ in 0..5000 {
-            let len = rng.gen_range(1..12);
-            let id: String = (0..len)
-                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
-                .collect();
-            let id = id.as_bytes();
-            let slot = key_slot(id);
+        for _ in 0..20_000 {
+            let id = random_bytes(&mut rng, 12);
+            let other = random_bytes(&mut rng, 24);
+            let action = random_bytes(&mut rng, 8);
+            let slot = key_slot(&id);
+            let refused = id.is_empty() || id.contains(&b'}');
+            let shown = String::from_utf8_lossy(&id).into_owned();
+
+            // User-scoped kinds, and so all keys CACHE.INVALIDATEUSER deletes.
             for kind in UserKind::ALL {
-                match user_key(KeyStyle::Tagged, kind, id, "user_id") {
-                    Ok(k) => assert_eq!(key_slot(&k), slot, "{:?}", String::from_utf8_lossy(&k)),
-                    Err(_) => assert!(id.contains(&b'}')),
+                match user_key(t, kind, &id, "user_id") {
+                    Ok(k) => {
+                        assert!(!refused, "{shown:?}");
+                        assert_eq!(key_slot(&k), slot, "{:?}", String::from_utf8_lossy(&k));
+                    }
+                    Err(_) => assert!(refused, "{shown:?}"),
                 }
             }
-            if let Ok(k) = ratelimit_key(KeyStyle::Tagged, b"default", id) {
-                assert_eq!(key_slot(&k), slot);
+            // Search and RAG route by user_id, whatever the query and the rest.
+            for k in [
+                search_key(t, &other, &id, b"{}"),
+                rag_key(t, &other, &id, &action),
+            ] {
+                match k {
+                    Ok(k) => {
+                        assert!(!refused, "{shown:?}");
+                        assert_eq!(key_slot(&k), slot);
+                    }
+                    Err(_) => assert!(refused, "{shown:?}"),
+                }
             }
-            if let Ok(k) = search_key(KeyStyle::Tagged, b"q", id, b"{}") {
-                assert_eq!(key_slot(&k), slot);
+            // The limiter routes by identifier; an action with '{' is refused.
+            match ratelimit_key(t, &action, &id) {
+                Ok(k) => assert_eq!(key_slot(&k), slot),
+                Err(_) => assert!(refused || action.is_empty() || action.contains(&b'{')),
             }
-            if let Ok(k) = rag_key(KeyStyle::Tagged, b"q", id, b"ctx") {
-                assert_eq!(key_slot(&k), slot);
-            }
-            let k = translation_key(KeyStyle::Tagged, id, b"en", b"r}u");
-            assert_eq!(key_slot(&k), slot);
+            // Translations route by text: any text, any languages.
+            let k = translation_key(t, &id, &action, &other);
+            assert_eq!(key_slot(&k), slot, "{shown:?}");
+            let k = translation_key(t, &other, &id, &action);
+            assert_eq!(key_slot(&k), key_slot(&other));
+            // Short: the tag adds at most 6 bytes to the plain key.
+            let plain = translation_key(KeyStyle::Plain, &other, &id, &action);
+            assert!(k.len() <= plain.len() + 6);
         }
     }
 }
