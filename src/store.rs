@@ -157,15 +157,6 @@ impl Key {
         Ok(())
     }
 
-    /// Absolute expiry in Unix ms, or -1 when none.
-    pub fn abs_expire(&self) -> i64 {
-        if self.ptr.is_null() {
-            return -1;
-        }
-        // SAFETY: open key.
-        unsafe { rm!(RedisModule_GetAbsExpire)(self.ptr) }
-    }
-
     /// Remaining TTL in ms, -1 without expiry, -2 when the key does not exist.
     pub fn ttl_ms(&self) -> i64 {
         if !self.exists() {

@@ -2,6 +2,9 @@
 //! effect that replicas and the AOF apply instead of re-running a check.
 
 use std::cell::RefCell;
+use std::ffi::c_char;
+
+use redis_module::raw;
 
 use crate::acl::{check_keys, Access};
 use crate::args::{int_in, is_token, syntax_error};
@@ -10,9 +13,9 @@ use crate::commands::cache::style;
 use crate::config::POLICIES;
 use crate::keys;
 use crate::limiter::{
-    self, Decision, Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
+    self, Decision, Expiry, Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
 };
-use crate::reply::Reply;
+use crate::reply::{rm, Reply};
 use crate::stats::COUNTERS;
 use crate::store::{now_ms, replicate, Key, Mode, OwnedString};
 
@@ -31,6 +34,20 @@ pub struct CheckArgs<'a> {
     pub cost: u64,
 }
 
+/// [`int_in`] with a fast path for plain digit strings, the form every
+/// well-formed argument takes; anything else goes through `int_in` for its
+/// value or its error.
+fn int_arg(bytes: &[u8], what: &str, min: i64, max: i64) -> Result<i64, CmdError> {
+    // 18 digits cannot overflow an i64.
+    if !bytes.is_empty() && bytes.len() <= 18 && bytes.iter().all(u8::is_ascii_digit) {
+        let v = bytes.iter().fold(0i64, |v, b| v * 10 + i64::from(b - b'0'));
+        if (min..=max).contains(&v) {
+            return Ok(v);
+        }
+    }
+    int_in(bytes, what, min, max)
+}
+
 /// Parses `<identifier> [<limit> <window_seconds>] [ACTION a] [COST n]`.
 pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<'a>, CmdError> {
     if args.len() < from + 1 {
@@ -43,8 +60,8 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
         if i + 1 >= args.len() {
             return Err(syntax_error(args.bytes(i), CHECK_OPTIONS));
         }
-        let limit = int_in(args.bytes(i), "limit", 1, MAX_LIMIT as i64)?;
-        let window = int_in(
+        let limit = int_arg(args.bytes(i), "limit", 1, MAX_LIMIT as i64)?;
+        let window = int_arg(
             args.bytes(i + 1),
             "window_seconds",
             (MIN_WINDOW_MS / 1000) as i64,
@@ -64,15 +81,9 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
             return Err(syntax_error(arg, CHECK_OPTIONS));
         }
         if is_token(arg, "ACTION") {
-            action = args.bytes(i + 1);
-            if action.is_empty() || action.len() > crate::policy::MAX_ACTION_LEN {
-                return Err(CmdError::msg(format!(
-                    "ERR action must be 1 to {} bytes",
-                    crate::policy::MAX_ACTION_LEN
-                )));
-            }
+            action = valid_action(args.bytes(i + 1))?;
         } else if is_token(arg, "COST") {
-            cost = int_in(args.bytes(i + 1), "COST", 1, MAX_COST as i64)? as u64;
+            cost = int_arg(args.bytes(i + 1), "COST", 1, MAX_COST as i64)? as u64;
         } else {
             return Err(syntax_error(arg, CHECK_OPTIONS));
         }
@@ -84,6 +95,16 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
         explicit,
         cost,
     })
+}
+
+fn valid_action(action: &[u8]) -> Result<&[u8], CmdError> {
+    if action.is_empty() || action.len() > crate::policy::MAX_ACTION_LEN {
+        return Err(CmdError::msg(format!(
+            "ERR action must be 1 to {} bytes",
+            crate::policy::MAX_ACTION_LEN
+        )));
+    }
+    Ok(action)
 }
 
 /// The rule a check applies: explicit, or the action's policy.
@@ -103,7 +124,7 @@ fn resolve_rule(a: &CheckArgs) -> Result<Rule, CmdError> {
 fn parse_target<'a>(args: &Args<'a>) -> Result<(&'a [u8], &'a [u8]), CmdError> {
     match args.len() {
         2 => Ok((args.bytes(1), b"default")),
-        4 if is_token(args.bytes(2), "ACTION") => Ok((args.bytes(1), args.bytes(3))),
+        4 if is_token(args.bytes(2), "ACTION") => Ok((args.bytes(1), valid_action(args.bytes(3))?)),
         4 => Err(syntax_error(args.bytes(2), "ACTION <action>")),
         3 => Err(syntax_error(args.bytes(2), "ACTION <action>")),
         _ => Err(CmdError::WrongArity),
@@ -141,35 +162,83 @@ fn ceil_s(ms: i64) -> i64 {
 
 fn reply_decision(reply: &Reply, d: &Decision, now_ms: u64) {
     let reset_at_ms = now_ms.saturating_add(d.reset_after_ms);
-    reply.map(8);
-    reply.field("allowed");
-    reply.int(i64::from(d.allowed));
-    reply.field("current_count");
-    reply.int(d.current_count as i64);
-    reply.field("limit");
-    reply.int(d.limit as i64);
-    reply.field("remaining");
-    reply.int(d.remaining as i64);
-    reply.field("retry_after");
-    reply.int(ceil_s(d.retry_after_ms));
-    reply.field("reset_time");
-    reply.int(ceil_s(reset_at_ms.min(i64::MAX as u64) as i64));
-    reply.field("retry_after_ms");
-    reply.int(d.retry_after_ms);
-    reply.field("reset_after_ms");
-    reply.int(d.reset_after_ms.min(i64::MAX as u64) as i64);
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    reply.int_map(&[
+        ("allowed", i64::from(d.allowed)),
+        ("current_count", int(d.current_count)),
+        ("limit", int(d.limit)),
+        ("remaining", int(d.remaining)),
+        ("retry_after", ceil_s(d.retry_after_ms)),
+        ("reset_time", ceil_s(int(reset_at_ms))),
+        ("retry_after_ms", d.retry_after_ms),
+        ("reset_after_ms", int(d.reset_after_ms)),
+    ]);
 }
 
-/// Writes a new limiter state and moves the expiry only when it changes
-/// (it is rounded to whole seconds, so most checks leave it alone).
-fn store_state(key: &Key, state: &[u8], name: &OwnedString) -> CmdResult {
+/// Writes a new limiter state and, when it moved, its expiry. The expiry
+/// is a function of the state (newest entry + window, rounded up to a
+/// second), so most checks leave it alone and skip the two hash lookups
+/// that reading and setting it would cost.
+fn store_state(key: &Key, state: &[u8], expiry: Expiry) -> CmdResult {
     key.write_bytes(state)?;
-    let at = limiter::expire_at_ms(state).map_err(|e| state_error(name, e))?;
-    let at = at.min(i64::MAX as u64) as i64;
-    if key.abs_expire() != at {
-        key.set_abs_expire(at);
+    if expiry.changed {
+        key.set_abs_expire(i64::try_from(expiry.at_ms).unwrap_or(i64::MAX));
     }
     Ok(())
+}
+
+/// Decimal digits of `v` at the end of `buf`.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // Truncation is intended: a single digit.
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Propagates `RATELIMIT.RECORD <key> <at_ms> <limit> <window_ms> <cost>`.
+/// The key name goes as the string we already hold (a reference, not a
+/// copy) and the numbers as short buffers: Redis makes one small object of
+/// each, where the "l" format would make two.
+fn replicate_record(
+    ctx: *mut raw::RedisModuleCtx,
+    name: &OwnedString,
+    at_ms: u64,
+    rule: Rule,
+    cost: u64,
+) {
+    let mut bufs = [[0u8; 20]; 4];
+    let [b0, b1, b2, b3] = &mut bufs;
+    let (at, limit, window, cost) = (
+        decimal(at_ms, b0),
+        decimal(rule.limit, b1),
+        decimal(rule.window_ms, b2),
+        decimal(cost, b3),
+    );
+    // SAFETY: live context; the format "sbbbb" takes one RedisModuleString
+    // (kept alive by `name`) and four pointer/length pairs, in that order,
+    // all valid for the duration of the call (Redis copies them).
+    unsafe {
+        rm!(RedisModule_Replicate)(
+            ctx,
+            c"RATELIMIT.RECORD".as_ptr(),
+            c"sbbbb".as_ptr(),
+            name.ptr(),
+            at.as_ptr().cast::<c_char>(),
+            at.len(),
+            limit.as_ptr().cast::<c_char>(),
+            limit.len(),
+            window.as_ptr().cast::<c_char>(),
+            window.len(),
+            cost.as_ptr().cast::<c_char>(),
+            cost.len(),
+        );
+    }
 }
 
 pub fn check(reply: &Reply, args: &Args) -> CmdResult {
@@ -182,28 +251,11 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     let now = now();
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let state = key.read_string()?;
-        let d = limiter::check(state, now, rule, a.cost, Some(&mut buf))
+        let (d, expiry) = limiter::check_and_store(key.read_string()?, now, rule, a.cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
-        if d.allowed {
-            store_state(&key, &buf, &name)?;
-            let (now_s, limit_s, window_s, cost_s) = (
-                now.to_string(),
-                rule.limit.to_string(),
-                rule.window_ms.to_string(),
-                a.cost.to_string(),
-            );
-            replicate(
-                ctx,
-                c"RATELIMIT.RECORD",
-                &[
-                    name.bytes(),
-                    now_s.as_bytes(),
-                    limit_s.as_bytes(),
-                    window_s.as_bytes(),
-                    cost_s.as_bytes(),
-                ],
-            );
+        if let Some(expiry) = expiry {
+            store_state(&key, &buf, expiry)?;
+            replicate_record(ctx, &name, now, rule, a.cost);
         }
         COUNTERS.limiter(d.allowed);
         reply_decision(reply, &d, now);
@@ -271,6 +323,9 @@ pub fn reset(reply: &Reply, args: &Args) -> CmdResult {
     let name = limiter_key(action, identifier)?;
     check_keys(ctx, &[(&name, Access::Delete)])?;
     let key = Key::open(ctx, &name, Mode::Write);
+    // A limiter is a string (a corrupted one too: RESET is how to clear
+    // it); another type at this name is not ours to delete.
+    key.expect_string_or_empty()?;
     let existed = key.exists() && key.delete();
     drop(key);
     if existed {
@@ -302,12 +357,12 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
         let rule = Rule { limit, window_ms };
-        limiter::record(key.read_string()?, at, rule, cost, &mut buf)
+        let expiry = limiter::record(key.read_string()?, at, rule, cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
-        store_state(&key, &buf, &name)?;
+        store_state(&key, &buf, expiry)?;
         // SAFETY: live context; RECORD is deterministic, so it replicates as sent.
         unsafe {
-            crate::reply::rm!(RedisModule_ReplicateVerbatim)(ctx);
+            rm!(RedisModule_ReplicateVerbatim)(ctx);
         }
         reply.ok();
         Ok(())

@@ -1,16 +1,22 @@
 //! Exact sliding-window rate limiter: decisions and the stored encoding.
 //!
 //! Pure logic with no Redis dependency; the command glue reads the key's
-//! string value, calls [`check`] (or [`record`] on replicas / AOF replay),
-//! writes the returned bytes and sets the expiry from [`expire_at_ms`].
+//! string value, calls [`check_and_store`] (or [`record`] on replicas / AOF
+//! replay), writes the returned bytes and, when it moved, the returned
+//! expiry.
 
 mod codec;
 mod window;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod prop_tests;
 
 pub use window::{
-    check, expire_at_ms, info, peek, record, Decision, Rule, StateError, MAX_COST, MAX_LIMIT,
+    check_and_store, info, peek, record, Decision, Expiry, Rule, StateError, MAX_COST, MAX_LIMIT,
     MAX_WINDOW_MS, MIN_WINDOW_MS,
 };
+// The glue uses `check_and_store`; tests also reach the plain forms.
+#[cfg(test)]
+pub use window::{check, expire_at_ms};

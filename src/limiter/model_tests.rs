@@ -189,10 +189,32 @@ fn run_sequence(rng: &mut StdRng, policy_changes: bool, case: u64, stats: &mut S
         {
             stats.clock_back += 1;
         }
+        let mut stored = Vec::new();
+        let (d2, expiry) = check_and_store(old, now, rule, cost, &mut stored).expect(&ctx);
+        assert_eq!(d2, d, "{ctx}: check_and_store");
+        assert_eq!(
+            expiry.is_some(),
+            d.allowed,
+            "{ctx}: expiry only when allowed"
+        );
         if d.allowed {
+            assert_eq!(stored, out, "{ctx}: check_and_store bytes");
+            // The returned expiry is the new state's, and "changed" says
+            // whether the old state implied another one.
+            let at = expire_at_ms(&out).expect(&ctx);
+            let old_at = old.map(|o| expire_at_ms(o).expect(&ctx));
+            assert_eq!(
+                expiry,
+                Some(Expiry {
+                    at_ms: at,
+                    changed: old_at != Some(at)
+                }),
+                "{ctx}: expiry"
+            );
             let mut replayed = Vec::new();
-            record(old, now, rule, cost, &mut replayed).expect(&ctx);
+            let replay_expiry = record(old, now, rule, cost, &mut replayed).expect(&ctx);
             assert_eq!(replayed, out, "{ctx}: record bytes");
+            assert_eq!(Some(replay_expiry), expiry, "{ctx}: record expiry");
             let m = new_model.expect("model allowed");
             let rec = *m.ts.last().expect("non-empty");
             admitted.push((rec, cost));

@@ -144,6 +144,8 @@ struct Live<'a> {
     kept: Option<Kept<'a>>,
     /// Newest stored time (of any entry, dropped or not); `None` for no state.
     last_t: Option<u64>,
+    /// The expiry the stored state implies (see [`expire_at_ms`]).
+    old_expiry: Option<u64>,
 }
 
 impl Live<'_> {
@@ -175,9 +177,11 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
             count: 0,
             kept: None,
             last_t: None,
+            old_expiry: None,
         });
     };
     let d = codec::decode(bytes)?;
+    let old_expiry = Some(expiry_of(d.last_t, d.window_ms));
     let (mut t, mut c) = d.first;
     let mut rest = d.rest;
     let mut dropped: u64 = 0;
@@ -196,6 +200,7 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                 count,
                 kept: Some(Kept { t, count: c, rest }),
                 last_t: Some(d.last_t),
+                old_expiry,
             });
         }
         dropped = dropped
@@ -214,6 +219,7 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                     count: 0,
                     kept: None,
                     last_t: Some(d.last_t),
+                    old_expiry,
                 });
             }
         }
@@ -275,6 +281,26 @@ fn retry_after(live: &Live<'_>, need: u64, window_ms: u64, now_ms: u64) -> Resul
     Ok(i64::try_from(ms_left(t, window_ms, now_ms)).unwrap_or(i64::MAX))
 }
 
+/// The key expiry that goes with a state just written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// [`expire_at_ms`] of the new state.
+    pub at_ms: u64,
+    /// False when the old state implied the same expiry: the key's expiry,
+    /// set from the old state, is already right and need not be touched.
+    pub changed: bool,
+}
+
+impl Live<'_> {
+    fn expiry_after(&self, rec_t: u64, window_ms: u64) -> Expiry {
+        let at_ms = expiry_of(rec_t, window_ms);
+        Expiry {
+            at_ms,
+            changed: self.old_expiry != Some(at_ms),
+        }
+    }
+}
+
 /// Decides a check of `cost` units at `now_ms` under `rule`.
 ///
 /// `state` is `None` when the key does not exist. When the check is allowed
@@ -288,6 +314,28 @@ pub fn check(
     cost: u64,
     out: Option<&mut Vec<u8>>,
 ) -> Result<Decision, StateError> {
+    decide(state, now_ms, rule, cost, out).map(|(d, _)| d)
+}
+
+/// [`check`] that writes the new state of an allowed check into `out` and
+/// also returns the expiry to go with it (`None` when denied).
+pub fn check_and_store(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rule: Rule,
+    cost: u64,
+    out: &mut Vec<u8>,
+) -> Result<(Decision, Option<Expiry>), StateError> {
+    decide(state, now_ms, rule, cost, Some(out))
+}
+
+fn decide(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rule: Rule,
+    cost: u64,
+    out: Option<&mut Vec<u8>>,
+) -> Result<(Decision, Option<Expiry>), StateError> {
     rule.validate()?;
     validate_cost(cost)?;
     let live = live_view(state, now_ms, rule.window_ms)?;
@@ -299,14 +347,15 @@ pub fn check(
             write_state(out, &live, rule, rec_t, cost, current)?;
         }
         let oldest = live.kept.as_ref().map_or(rec_t, |k| k.t);
-        return Ok(Decision {
+        let d = Decision {
             allowed: true,
             current_count: current,
             limit,
             remaining: limit - current,
             retry_after_ms: 0,
             reset_after_ms: ms_left(oldest, rule.window_ms, now_ms),
-        });
+        };
+        return Ok((d, Some(live.expiry_after(rec_t, rule.window_ms))));
     }
     let retry_after_ms = if cost > limit {
         -1
@@ -315,7 +364,7 @@ pub fn check(
         let need = live.count.saturating_add(cost).saturating_sub(limit);
         retry_after(&live, need, rule.window_ms, now_ms)?
     };
-    Ok(Decision {
+    let d = Decision {
         allowed: false,
         current_count: live.count,
         limit,
@@ -325,7 +374,8 @@ pub fn check(
             .kept
             .as_ref()
             .map_or(0, |k| ms_left(k.t, rule.window_ms, now_ms)),
-    })
+    };
+    Ok((d, None))
 }
 
 /// The decision `check` would make, without building a new state.
@@ -343,14 +393,14 @@ pub fn peek(
 /// Given the same old bytes and arguments as an allowed `check`, writes
 /// exactly the bytes that check wrote. Fails with `InvalidArgument` only if
 /// the stored total would exceed `MAX_LIMIT`, which no allowed check can
-/// produce.
+/// produce. Returns the expiry to go with the new state.
 pub fn record(
     state: Option<&[u8]>,
     now_ms: u64,
     rule: Rule,
     cost: u64,
     out: &mut Vec<u8>,
-) -> Result<(), StateError> {
+) -> Result<Expiry, StateError> {
     rule.validate()?;
     validate_cost(cost)?;
     let live = live_view(state, now_ms, rule.window_ms)?;
@@ -362,7 +412,8 @@ pub fn record(
             "recorded total would exceed MAX_LIMIT",
         ))?;
     let rec_t = live.record_time(now_ms);
-    write_state(out, &live, rule, rec_t, cost, new_total)
+    write_state(out, &live, rule, rec_t, cost, new_total)?;
+    Ok(live.expiry_after(rec_t, rule.window_ms))
 }
 
 /// Full O(n) validation of a stored value.
@@ -397,11 +448,18 @@ pub fn info(state: &[u8], now_ms: u64) -> Result<Info, StateError> {
 /// When the key may expire (Unix ms): the newest entry's time plus the
 /// stored window, rounded up to a whole second so the glue only updates the
 /// expiry when it moves to another second. Saturates at `u64::MAX`.
+#[cfg_attr(not(test), allow(dead_code))] // the glue gets it from check_and_store
 pub fn expire_at_ms(state: &[u8]) -> Result<u64, StateError> {
     let d = codec::decode(state)?;
-    let exact = u128::from(d.last_t) + u128::from(d.window_ms);
-    let rounded = exact.div_ceil(1000) * 1000;
-    Ok(u64::try_from(rounded).unwrap_or(u64::MAX))
+    Ok(expiry_of(d.last_t, d.window_ms))
+}
+
+/// `last_t + window_ms` rounded up to a whole second, saturated.
+fn expiry_of(last_t: u64, window_ms: u64) -> u64 {
+    last_t
+        .checked_add(window_ms)
+        .and_then(|exact| exact.div_ceil(1000).checked_mul(1000))
+        .unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
