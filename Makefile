@@ -5,7 +5,7 @@ PORT ?= 6379
 MODULE := target/release/libcachekit.so
 CARGO ?= cargo
 
-.PHONY: all build deps run test test-unit test-integration lint bench fuzz clean
+.PHONY: all build deps run test test-unit test-integration test-memcheck lint bench fuzz clean
 
 all: build
 
@@ -23,6 +23,32 @@ run: build
 
 test: build
 	$(CARGO) test --release -- --test-threads=2
+
+# The pure-logic unit tests (parsers, canonical JSON, limiter state) under
+# Valgrind's memcheck: any invalid read/write or definite leak fails. Takes a
+# few minutes; not part of `make test`.
+MEMCHECK_CASES ?= 64
+test-memcheck:
+	@command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)"; exit 1; }
+	$(CARGO) test --release --lib --no-run
+	bin=$$($(CARGO) test --release --lib --no-run 2>&1 | sed -n 's/.*Executable unittests src\/lib.rs (\(.*\))/\1/p'); \
+	test -x "$$bin" || { echo "unit test binary not found"; exit 1; }; \
+	PROPTEST_CASES=$(MEMCHECK_CASES) valgrind --quiet --error-exitcode=1 --leak-check=full \
+		--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		"$$bin" --test-threads=2
+
+# Longer fuzzing than `make test` does: the property tests of every pure
+# parser/encoder with many more cases, and the random-command fuzzer against
+# both servers with more commands and a fresh seed (printed, to replay a
+# failure with CACHEKIT_FUZZ_SEED=<seed>).
+FUZZ_CASES ?= 200000
+FUZZ_COMMANDS ?= 1000000
+FUZZ_SECONDS ?= 600
+fuzz: build
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --lib prop
+	seed=$${CACHEKIT_FUZZ_SEED:-$$(date +%s)}; echo "fuzz seed $$seed"; \
+	CACHEKIT_FUZZ_SEED=$$seed CACHEKIT_FUZZ_COMMANDS=$(FUZZ_COMMANDS) CACHEKIT_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		$(CARGO) test --release --test fuzz_commands -- --nocapture
 
 lint:
 	$(CARGO) fmt --check

@@ -1,5 +1,14 @@
 //! ACL checks on the keys the module builds. The routing argument is declared
 //! NOT_KEY, so Redis checks no key for these commands: the module must.
+//!
+//! Whose permissions apply: `RM_GetCurrentUserName` names the user of the
+//! calling client, which is also the caller's user inside MULTI/EXEC and
+//! inside a Lua script (the script client runs as its caller). Two clients
+//! replay writes that were checked when they were first made, and Redis
+//! checks nothing for them either: the primary's replication link (no user)
+//! and the AOF loader, whose client carries the default user on Redis 7.0
+//! and Valkey 8 — checking it would fail to load an AOF whenever the default
+//! user is restricted. Both are recognised and not checked.
 
 use std::ffi::c_int;
 
@@ -16,24 +25,34 @@ pub enum Access {
     Delete,
 }
 
-/// The user of the current call. `None` when there is no client user (AOF
-/// loading, the replication link): nothing to check then.
-pub struct CurrentUser(*mut raw::RedisModuleUser);
+/// The user of the current call.
+pub struct CurrentUser {
+    ctx: *mut raw::RedisModuleCtx,
+    user: *mut raw::RedisModuleUser,
+}
 
 impl CurrentUser {
-    pub fn of(ctx: *mut raw::RedisModuleCtx) -> Option<CurrentUser> {
+    /// `Ok(None)` for the replication link, the AOF loader and any other
+    /// client without a user. A named user that cannot be found is refused
+    /// rather than let through unchecked.
+    pub fn of(ctx: *mut raw::RedisModuleCtx) -> Result<Option<CurrentUser>, CmdError> {
+        if replaying(ctx) {
+            return Ok(None);
+        }
         // SAFETY: live context; the name is freed below, the user in Drop.
         unsafe {
             let name = rm!(RedisModule_GetCurrentUserName)(ctx);
             if name.is_null() {
-                return None;
+                return Ok(None);
             }
             let user = rm!(RedisModule_GetModuleUserFromUserName)(name);
             rm!(RedisModule_FreeString)(std::ptr::null_mut(), name);
             if user.is_null() {
-                return None;
+                return Err(CmdError::Static(
+                    "NOPERM the current user no longer exists, so its key permissions cannot be checked",
+                ));
             }
-            Some(CurrentUser(user))
+            Ok(Some(CurrentUser { ctx, user }))
         }
     }
 
@@ -44,16 +63,38 @@ impl CurrentUser {
             Access::Delete => raw::REDISMODULE_CMD_KEY_DELETE,
         };
         // SAFETY: live user and key name.
-        let status =
-            unsafe { rm!(RedisModule_ACLCheckKeyPermissions)(self.0, key.ptr(), flags as c_int) };
+        let status = unsafe {
+            rm!(RedisModule_ACLCheckKeyPermissions)(self.user, key.ptr(), flags as c_int)
+        };
         if status == raw::REDISMODULE_OK as c_int {
             return Ok(());
         }
+        self.log_denied(key);
         let bytes = key.bytes();
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(128)]).into_owned();
+        let what = match access {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Delete => "delete",
+        };
         Err(CmdError::msg(format!(
-            "NOPERM this user has no permissions to access the '{shown}' key"
+            "NOPERM this user has no permissions to {what} the '{shown}' key"
         )))
+    }
+
+    /// Records the denial in `ACL LOG`, as Redis does for its own key checks.
+    fn log_denied(&self, key: &OwnedString) {
+        // SAFETY: live context, user and key name; Redis copies the name.
+        unsafe {
+            if let Some(add) = raw::RedisModule_ACLAddLogEntry {
+                add(
+                    self.ctx,
+                    self.user,
+                    key.ptr(),
+                    raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_KEY,
+                );
+            }
+        }
     }
 }
 
@@ -61,17 +102,31 @@ impl Drop for CurrentUser {
     fn drop(&mut self) {
         // SAFETY: obtained from GetModuleUserFromUserName, freed once.
         unsafe {
-            rm!(RedisModule_FreeModuleUser)(self.0);
+            rm!(RedisModule_FreeModuleUser)(self.user);
         }
     }
 }
 
-/// Checks `access` on each key for the current user.
+/// The id Redis gives the AOF loader's client (`CLIENT_ID_AOF`).
+const AOF_CLIENT_ID: u64 = u64::MAX;
+
+/// True for the primary's replication link and the AOF loader.
+fn replaying(ctx: *mut raw::RedisModuleCtx) -> bool {
+    // SAFETY: live context of the current call.
+    unsafe {
+        let flags = rm!(RedisModule_GetContextFlags)(ctx) as u32;
+        flags & raw::REDISMODULE_CTX_FLAGS_REPLICATED != 0
+            || rm!(RedisModule_GetClientId)(ctx) == AOF_CLIENT_ID
+    }
+}
+
+/// Checks `access` on each key for the current user; the first refused key
+/// is named in the error and nothing else is checked.
 pub fn check_keys(
     ctx: *mut raw::RedisModuleCtx,
     keys: &[(&OwnedString, Access)],
 ) -> Result<(), CmdError> {
-    if let Some(user) = CurrentUser::of(ctx) {
+    if let Some(user) = CurrentUser::of(ctx)? {
         for (key, access) in keys {
             user.check(key, *access)?;
         }

@@ -60,3 +60,51 @@ mod tests {
         assert!(!is_token(b"TTLX", "TTL"));
     }
 }
+
+/// Property tests: the argument parsers against arbitrary input.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn int_in_never_panics(bytes in vec(any::<u8>(), 0..48), a in any::<i64>(), b in any::<i64>()) {
+            let _ = int_in(&bytes, "n", a, b);
+        }
+
+        #[test]
+        fn int_in_accepts_exactly_the_range(v in any::<i64>(), a in any::<i64>(), b in any::<i64>()) {
+            let (min, max) = (a.min(b), a.max(b));
+            let got = int_in(v.to_string().as_bytes(), "n", min, max);
+            if (min..=max).contains(&v) {
+                prop_assert_eq!(got, Ok(v));
+            } else {
+                let e = got.unwrap_err().to_string();
+                prop_assert!(e.starts_with("ERR n is not an integer or out of range"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn accepted_integers_are_what_they_say(s in "[-+ 0-9a-z.]{0,24}") {
+            if let Ok(v) = int_in(s.as_bytes(), "n", i64::MIN, i64::MAX) {
+                prop_assert_eq!(s.parse::<i64>().ok(), Some(v));
+            }
+        }
+
+        #[test]
+        fn tokens_match_ignoring_ascii_case(t in "[a-zA-Z]{1,8}", other in vec(any::<u8>(), 0..9)) {
+            prop_assert!(is_token(t.to_ascii_lowercase().as_bytes(), &t.to_ascii_uppercase()));
+            prop_assert_eq!(is_token(&other, &t), other.eq_ignore_ascii_case(t.as_bytes()));
+        }
+
+        #[test]
+        fn syntax_errors_are_one_protocol_line(arg in vec(any::<u8>(), 0..200)) {
+            let e = syntax_error(&arg, "TTL <seconds>").to_string();
+            prop_assert!(e.starts_with("ERR syntax error near '"), "{}", e);
+            let wire = crate::command::sanitize_error(&e);
+            prop_assert!(!wire.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n'));
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw;
 
-use crate::reply::Reply;
+use crate::reply::{Finish, Reply};
 
 /// An error reply. The text always starts with an error code (`ERR`, `WRONGTYPE`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,8 +122,13 @@ pub fn reply_error(ctx: *mut raw::RedisModuleCtx, err: &CmdError) {
 
 pub type Handler = fn(&Reply, &Args) -> CmdResult;
 
+pub const INTERNAL_ERROR: CmdError = CmdError::Static("ERR internal error");
+
 /// Runs a handler behind the panic guard: a panic becomes an error reply and a
-/// log line instead of aborting the server.
+/// log line instead of aborting the server. Maps and arrays are collected and
+/// sent only when the handler succeeds (see `Reply::finish`), so a failure or
+/// a panic half-way through a reply cannot leave a partial one on the
+/// connection: the client always gets exactly one well-formed reply.
 pub fn dispatch(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
@@ -139,18 +144,60 @@ pub fn dispatch(
     let args = Args { argv };
     let reply = Reply::new(ctx);
     let outcome = catch_unwind(AssertUnwindSafe(|| handler(&reply, &args)));
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => reply_error(ctx, &e),
+    // Only logging and replying are left; guard them too, so that nothing
+    // can unwind into Redis.
+    let _ = catch_unwind(AssertUnwindSafe(|| conclude(ctx, &args, &reply, outcome)));
+    raw::Status::Ok as c_int
+}
+
+fn conclude(
+    ctx: *mut raw::RedisModuleCtx,
+    args: &Args,
+    reply: &Reply,
+    outcome: std::thread::Result<CmdResult>,
+) {
+    let command = || {
+        let name = args.bytes(0);
+        String::from_utf8_lossy(&name[..name.len().min(64)]).into_owned()
+    };
+    let error = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
         Err(_) => {
             crate::log::warning(
                 ctx,
-                "cachekit: internal error (panic) in a command; see the previous log line",
+                &format!(
+                    "cachekit: internal error (panic) in {}; the reason is on the previous line",
+                    command()
+                ),
             );
-            reply_error(ctx, &CmdError::Static("ERR internal error"));
+            Some(INTERNAL_ERROR)
+        }
+    };
+    match (reply.finish(error.is_none()), error) {
+        (Finish::Sent, _) => {}
+        (Finish::Nothing, Some(e)) => reply_error(ctx, &e),
+        (Finish::Nothing, None) => {
+            crate::log::warning(
+                ctx,
+                &format!(
+                    "cachekit: internal error: {} wrote no complete reply",
+                    command()
+                ),
+            );
+            reply_error(ctx, &INTERNAL_ERROR);
+        }
+        (Finish::AlreadySent, e) => {
+            let why = e.map_or_else(|| "a second reply".to_string(), |e| e.to_string());
+            crate::log::warning(
+                ctx,
+                &format!(
+                    "cachekit: internal error: {} failed after its reply was sent ({why}); the extra was dropped",
+                    command()
+                ),
+            );
         }
     }
-    raw::Status::Ok as c_int
 }
 
 /// How a command is declared to Redis.
@@ -274,4 +321,76 @@ fn set_command_info(
         return Err(format!("could not set command info of {}", def.name));
     }
     Ok(())
+}
+
+/// Test builds only (`cargo build --features panic-test`): `CACHEKIT.DEBUGPANIC
+/// <mode>` fails in each way the guard must survive. The normal build has no
+/// such command.
+#[cfg(feature = "panic-test")]
+pub mod panic_test {
+    use super::{Args, CmdError, CmdResult, CommandDef};
+    use crate::reply::Reply;
+
+    pub const MODES: &str = "before, mid-map, nested, after, error-mid, short, twice, none, ok";
+
+    fn handler(reply: &Reply, args: &Args) -> CmdResult {
+        let mode = args.bytes(1);
+        match mode {
+            b"before" => panic!("deliberate panic before any reply (test build)"),
+            b"mid-map" => {
+                reply.map(2);
+                reply.field("a");
+                reply.int(1);
+                panic!("deliberate panic in the middle of a map (test build)");
+            }
+            b"nested" => {
+                reply.map(1);
+                reply.field("x");
+                reply.array(3);
+                reply.int(1);
+                panic!("deliberate panic inside a nested array (test build)");
+            }
+            b"after" => {
+                reply.ok();
+                panic!("deliberate panic after the reply (test build)");
+            }
+            b"error-mid" => {
+                reply.array(3);
+                reply.int(1);
+                Err(CmdError::Static(
+                    "ERR deliberate error after a partial reply",
+                ))
+            }
+            b"short" => {
+                reply.array(2);
+                reply.int(1);
+                Ok(())
+            }
+            b"twice" => {
+                reply.ok();
+                reply.ok();
+                Ok(())
+            }
+            b"none" => Ok(()),
+            b"ok" => {
+                reply.map(1);
+                reply.field("ok");
+                reply.int(1);
+                Ok(())
+            }
+            _ => Err(CmdError::msg(format!("ERR unknown mode; modes: {MODES}"))),
+        }
+    }
+
+    crate::entry_point!(debugpanic, handler);
+
+    pub const DEF: CommandDef = CommandDef {
+        name: "cachekit.debugpanic",
+        flags: "readonly fast",
+        arity: 2,
+        route_arg: 0,
+        route_is_key: false,
+        summary: "Test builds only: fails in a chosen way to exercise the panic guard.",
+        handler: debugpanic,
+    };
 }

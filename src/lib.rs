@@ -16,6 +16,7 @@ mod reply;
 mod stats;
 mod store;
 
+use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 
 use redis_module::{raw, redis_module, Context, RedisString, Status};
@@ -35,6 +36,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         Ok(()) => Status::Ok,
         Err(e) => {
             ctx.log_warning(&format!("cachekit: not loaded: {e}"));
+            // Nothing of ours may run once Redis has given up on the module.
+            drop(std::panic::take_hook());
             Status::Err
         }
     }
@@ -42,6 +45,11 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
 
 fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     install_panic_hook();
+    // The library may stay mapped after MODULE UNLOAD (glibc keeps a library
+    // with thread-local destructors), so a reload finds the old statics:
+    // start the counters from zero as on a fresh start. Configs are reset by
+    // their registration below.
+    stats::COUNTERS.reset();
     let cluster = ctx.get_flags().bits() as u32 & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0;
     config::CLUSTER_MODE.store(cluster, Ordering::Relaxed);
     let load_args = config::LoadArgs::parse(args)?;
@@ -49,19 +57,44 @@ fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     for def in commands::COMMANDS {
         command::register(ctx.ctx, def)?;
     }
+    #[cfg(feature = "panic-test")]
+    command::register(ctx.ctx, &command::panic_test::DEF)?;
     // SAFETY: OnLoad context; replaces the crate's default info callback.
     unsafe {
         if let Some(register_info) = raw::RedisModule_RegisterInfoFunc {
-            register_info(ctx.ctx, Some(commands::stats::info));
+            register_info(ctx.ctx, Some(guarded_info));
         }
     }
     Ok(())
 }
 
+/// `INFO` calls this outside any command: a panic must not unwind into Redis.
+extern "C" fn guarded_info(info: *mut raw::RedisModuleInfoCtx, for_crash_report: c_int) {
+    let outcome = std::panic::catch_unwind(|| commands::stats::info(info, for_crash_report));
+    if outcome.is_err() {
+        log::warning(
+            std::ptr::null_mut(),
+            "cachekit: internal error (panic) in the INFO section; the reason is on the previous line",
+        );
+    }
+}
+
+/// MODULE UNLOAD: Redis removes the commands, configs and INFO callback
+/// itself; the module starts no thread and no timer. What is left is the
+/// panic hook, which lives in the copy of the Rust standard library inside
+/// this library and so concerns only this module: put the default back so
+/// none of our code runs after the unload, even if the library stays mapped.
+fn unload(_ctx: &Context) -> Status {
+    drop(std::panic::take_hook());
+    Status::Ok
+}
+
 /// Panics are caught per command; this makes sure the reason reaches the log.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        log::warning(std::ptr::null_mut(), &format!("cachekit: panic: {info}"));
+        // One log line: the message follows the location on a new line.
+        let text = format!("cachekit: panic: {info}").replace('\n', " ");
+        log::warning(std::ptr::null_mut(), &text);
     }));
 }
 
@@ -71,5 +104,6 @@ redis_module! {
     allocator: (ModuleAllocator, MODULE_ALLOCATOR),
     data_types: [],
     init: init,
+    deinit: unload,
     commands: [],
 }

@@ -129,3 +129,67 @@ mod tests {
         }
     }
 }
+
+/// Property tests: parsing never panics, and what parses renders back the same.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn rule() -> impl Strategy<Value = Rule> {
+        (1..=MAX_LIMIT, MIN_WINDOW_MS / 1000..=MAX_WINDOW_MS / 1000).prop_map(|(limit, w)| Rule {
+            limit,
+            window_ms: w * 1000,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,80}") {
+            let _ = Policies::parse(&text);
+        }
+
+        #[test]
+        fn parse_never_panics_on_policy_like_text(text in "[a-z:/0-9{} \t.-]{0,60}") {
+            if let Ok(p) = Policies::parse(&text) {
+                // Whatever is accepted is within the documented bounds.
+                for (action, r) in &p.rules {
+                    prop_assert!(!action.is_empty() && action.len() <= MAX_ACTION_LEN);
+                    let braces = action.contains(['{', '}']);
+                    prop_assert!(!braces, "{}", action);
+                    prop_assert!(r.validate().is_ok());
+                }
+                prop_assert_eq!(Policies::parse(&p.render()), Ok(p));
+            }
+        }
+
+        #[test]
+        fn valid_policies_round_trip(
+            items in vec(("[a-z_][a-z0-9_:.-]{0,40}", rule()), 0..6),
+            gaps in vec("[ \t\n]{1,3}", 7),
+        ) {
+            let mut seen = Vec::new();
+            let mut text = String::new();
+            for (i, (action, r)) in items.iter().enumerate() {
+                if seen.contains(action) {
+                    continue;
+                }
+                seen.push(action.clone());
+                text.push_str(&gaps[i]);
+                text.push_str(&format!("{action}:{}/{}", r.limit, r.window_ms / 1000));
+            }
+            let p = Policies::parse(&text).map_err(TestCaseError::fail)?;
+            for (action, r) in &items {
+                if let Some(got) = p.get(action.as_bytes()) {
+                    // The first occurrence of a name was kept.
+                    let first = items.iter().find(|(a, _)| a == action).map(|(_, r)| *r);
+                    prop_assert_eq!(Some(got), first);
+                } else {
+                    prop_assert!(false, "{} missing (rule {:?})", action, r);
+                }
+            }
+            prop_assert_eq!(Policies::parse(&p.render()), Ok(p));
+        }
+    }
+}
