@@ -5,7 +5,7 @@ PORT ?= 6379
 MODULE := target/release/libcachekit.so
 CARGO ?= cargo
 
-.PHONY: all build deps run test test-unit test-integration test-memcheck lint bench fuzz clean
+.PHONY: all build deps run test test-memcheck lint bench fuzz clean
 
 all: build
 
