@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Flavor, Options, Server};
+use common::{wait_until, Flavor, Options, Server};
 use resp::{RawConn, Resp};
 
 fn bulk(s: &str) -> Resp {
@@ -43,14 +43,6 @@ fn info_field(c: &mut RawConn, section: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
         .trim()
         .to_string()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not met in 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Every key with its DUMP and absolute expiry, sorted.
@@ -370,7 +362,7 @@ fn aof_loading_and_the_replication_link_are_not_key_checked() {
             .concat(),
         );
         let mut admin = login(&replica, "admin");
-        wait_for("the stream applied", || {
+        wait_until("the stream applied", || {
             call(&mut admin, &["GET", "done"]) == bulk("1")
         });
         assert_eq!(
@@ -755,7 +747,7 @@ fn transactions_and_scripts_replicate_and_persist_as_a_whole() {
         );
         let mut p = RawConn::connect(primary.port);
         let mut r = RawConn::connect(replica.port);
-        wait_for("replica link up", || {
+        wait_until("replica link up", || {
             info_field(&mut r, "replication", "master_link_status") == "up"
         });
 
@@ -856,7 +848,7 @@ return redis.call('CACHE.INVALIDATEUSER', '10')";
             },
         );
         let mut p2 = RawConn::connect(restarted.port);
-        wait_for("AOF loaded", || {
+        wait_until("AOF loaded", || {
             info_field(&mut p2, "persistence", "loading") == "0"
         });
         assert_eq!(keyspace(&mut p2), want, "{flavor:?}: AOF replay differs");

@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{cmd, err_of, on_each_server, Flavor, Options, Server};
+use common::{cmd, err_of, info_int, now_ms, on_each_server, Flavor, Options, Server};
 use rand::{Rng, SeedableRng};
 use redis::{Connection, Value};
 
@@ -28,13 +28,6 @@ const FIELDS: [&str; 8] = [
     "retry_after_ms",
     "reset_after_ms",
 ];
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
 
 /// A map reply as ordered (field, value) pairs, from a RESP3 map or a RESP2
 /// flat array.
@@ -182,16 +175,6 @@ fn snapshot(c: &mut Connection, key: &str) -> (Option<Vec<u8>>, i64) {
 
 fn pexpiretime(c: &mut Connection, key: &str) -> i64 {
     cmd("PEXPIRETIME").arg(key).query(c).expect("PEXPIRETIME")
-}
-
-fn info_field(c: &mut Connection, section: &str, field: &str) -> i64 {
-    let text: String = cmd("INFO").arg(section).query(c).expect("INFO");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .parse()
-        .expect("integer INFO field")
 }
 
 fn sleep_ms(ms: i64) {
@@ -555,7 +538,7 @@ fn peek_records_nothing() {
         assert_eq!(get_bytes(&mut c, key), None);
         assert!(check(&mut c, &["peeker", "3", "60"]).allowed);
         let before = snapshot(&mut c, key);
-        let dirty = info_field(&mut c, "persistence", "rdb_changes_since_last_save");
+        let dirty = info_int(&mut c, "persistence", "rdb_changes_since_last_save");
         for cost in ["1", "2", "3", "4"] {
             let d = peek(&mut c, &["peeker", "3", "60", "COST", cost]);
             let n: i64 = cost.parse().unwrap();
@@ -564,7 +547,7 @@ fn peek_records_nothing() {
         }
         assert_eq!(snapshot(&mut c, key), before);
         assert_eq!(
-            info_field(&mut c, "persistence", "rdb_changes_since_last_save"),
+            info_int(&mut c, "persistence", "rdb_changes_since_last_save"),
             dirty
         );
         assert_eq!(info(&mut c, &["peeker"]).count, 1);
@@ -664,8 +647,7 @@ fn key_ttl_follows_the_newest_request() {
 fn allowed_checks_dirty_the_dataset() {
     on_each_server(|s| {
         let mut c = s.conn();
-        let dirty =
-            |c: &mut Connection| info_field(c, "persistence", "rdb_changes_since_last_save");
+        let dirty = |c: &mut Connection| info_int(c, "persistence", "rdb_changes_since_last_save");
         let d0 = dirty(&mut c);
         assert!(check(&mut c, &["dirty", "2", "60"]).allowed);
         let d1 = dirty(&mut c);

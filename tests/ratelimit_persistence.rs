@@ -5,9 +5,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{cmd, err_of, Flavor, Options, Server};
+use common::{cmd, err_of, info_field, now_ms, wait_until, Flavor, Options, Server};
 use redis::{Connection, Value};
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -34,27 +34,10 @@ fn limiters(c: &mut Connection) -> State {
         .collect()
 }
 
-fn info_field(c: &mut Connection, section: &str, field: &str) -> String {
-    let text: String = cmd("INFO").arg(section).query(c).expect("INFO");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .to_string()
-}
-
 fn repl_offset(c: &mut Connection) -> i64 {
     info_field(c, "replication", "master_repl_offset")
         .parse()
         .unwrap()
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A primary and a replica in sync.
@@ -320,11 +303,4 @@ fn assert_same_state(before: &State, after: &State, flavor: Flavor, what: &str) 
             );
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }

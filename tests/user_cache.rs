@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{cmd, err_of, on_each_server, Flavor, Server};
+use common::{cmd, err_of, info_int, info_text, on_each_server, wait_until, Flavor, Server};
 use redis::{Commands, Value};
 
 #[test]
@@ -343,9 +343,9 @@ fn invalidateuser_deletes_all_four_keys_at_once() {
             .arg("{}")
             .query(&mut c)
             .unwrap();
-        let before: i64 = info_field(&mut c, "stats", "total_commands_processed");
+        let before: i64 = info_int(&mut c, "stats", "total_commands_processed");
         let n: i64 = cmd("CACHE.INVALIDATEUSER").arg(50).query(&mut c).unwrap();
-        let after: i64 = info_field(&mut c, "stats", "total_commands_processed");
+        let after: i64 = info_int(&mut c, "stats", "total_commands_processed");
         assert_eq!(n, 2);
         assert_eq!(
             after - before,
@@ -353,14 +353,6 @@ fn invalidateuser_deletes_all_four_keys_at_once() {
             "one command (plus the INFO) did the whole invalidation"
         );
     });
-}
-
-pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> i64 {
-    let info: String = cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
 }
 
 #[test]
@@ -420,7 +412,9 @@ fn writes_replicate_to_a_replica_with_the_same_expiry() {
         );
         let mut p = primary.conn();
         let mut r = replica.conn();
-        wait_for(|| info_text(&mut r, "replication").contains("master_link_status:up"));
+        wait_until("the replica link", || {
+            info_text(&mut r, "replication").contains("master_link_status:up")
+        });
         let _: () = cmd("CACHE.SETUSER")
             .arg(42)
             .arg(r#"{"a":1}"#)
@@ -458,7 +452,7 @@ fn writes_replicate_to_a_replica_with_the_same_expiry() {
 fn every_write_counts_as_a_change_for_snapshots() {
     on_each_server(|s| {
         let mut c = s.conn();
-        let mut last = info_field(&mut c, "persistence", "rdb_changes_since_last_save");
+        let mut last = info_int(&mut c, "persistence", "rdb_changes_since_last_save");
         for write in [
             cmd("CACHE.SETUSER").arg(1).arg("{}").clone(),
             cmd("CACHE.SETPERMISSIONS").arg(1).arg("[]").clone(),
@@ -466,26 +460,11 @@ fn every_write_counts_as_a_change_for_snapshots() {
             cmd("CACHE.INVALIDATEUSER").arg(1).clone(),
         ] {
             let _: Value = write.query(&mut c).unwrap();
-            let now = info_field(&mut c, "persistence", "rdb_changes_since_last_save");
+            let now = info_int(&mut c, "persistence", "rdb_changes_since_last_save");
             assert!(now > last, "no change counted");
             last = now;
         }
     });
-}
-
-pub fn info_text(c: &mut redis::Connection, section: &str) -> String {
-    cmd("INFO").arg(section).query(c).unwrap()
-}
-
-pub fn wait_for(mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "condition not met in 10 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -301,3 +301,42 @@ pub fn err_of(con: &mut redis::Connection, c: &redis::Cmd) -> String {
         }
     }
 }
+
+/// The text of `INFO <section>`.
+pub fn info_text(c: &mut redis::Connection, section: &str) -> String {
+    cmd("INFO").arg(section).query(c).expect("INFO")
+}
+
+/// One field of `INFO <section>`.
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    info_text(c, section)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .trim()
+        .to_string()
+}
+
+/// One integer field of `INFO <section>`.
+pub fn info_int(c: &mut redis::Connection, section: &str, field: &str) -> i64 {
+    info_field(c, section, field)
+        .parse()
+        .unwrap_or_else(|_| panic!("INFO {section} {field} is not an integer"))
+}
+
+/// Polls `ok` until it holds; fails the test after 20 s.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The client's wall clock in Unix ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
