@@ -16,7 +16,7 @@ use redis_module::raw;
 
 use crate::command::CmdError;
 use crate::reply::rm;
-use crate::store::OwnedString;
+use crate::store::{Key, Mode, OwnedString};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Access {
@@ -132,4 +132,19 @@ pub fn check_keys(
         }
     }
     Ok(())
+}
+
+/// Opens one built key after checking the current user may use it as `access`
+/// asks: read access opens it for reading, write and delete for writing.
+pub fn open_checked(
+    ctx: *mut raw::RedisModuleCtx,
+    name: &OwnedString,
+    access: Access,
+) -> Result<Key, CmdError> {
+    check_keys(ctx, &[(name, access)])?;
+    let mode = match access {
+        Access::Read => Mode::Read,
+        Access::Write | Access::Delete => Mode::Write,
+    };
+    Ok(Key::open(ctx, name, mode))
 }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::AtomicI64;
 
-use crate::acl::{check_keys, Access};
+use crate::acl::{check_keys, open_checked, Access};
 use crate::args::{int_in, is_token, syntax_error};
 use crate::command::{Args, CmdError, CmdResult};
 use crate::config::{self, KEY_STYLE, MAX_TTL};
@@ -76,9 +76,8 @@ pub fn store_json(
 ) -> CmdResult {
     let ctx = reply.ctx();
     let name = OwnedString::new(key);
-    check_keys(ctx, &[(&name, Access::Write)])?;
     let value = args.raw(value_arg).ok_or(CmdError::WrongArity)?;
-    let k = Key::open(ctx, &name, Mode::Write);
+    let k = open_checked(ctx, &name, Access::Write)?;
     k.expect_string_or_empty()?;
     let at = k.set_string_with_ttl(value, ttl_s * 1000)?;
     drop(k);
@@ -96,8 +95,7 @@ pub fn store_json(
 pub fn fetch_json(reply: &Reply, key: &[u8], ns: Namespace) -> CmdResult {
     let ctx = reply.ctx();
     let name = OwnedString::new(key);
-    check_keys(ctx, &[(&name, Access::Read)])?;
-    let k = Key::open(ctx, &name, Mode::Read);
+    let k = open_checked(ctx, &name, Access::Read)?;
     match k.read_string()? {
         Some(v) => {
             COUNTERS.lookup(ns, true);

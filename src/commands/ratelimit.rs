@@ -6,7 +6,7 @@ use std::ffi::c_char;
 
 use redis_module::raw;
 
-use crate::acl::{check_keys, Access};
+use crate::acl::{open_checked, Access};
 use crate::args::{int_in, is_token, syntax_error};
 use crate::command::{Args, CmdError, CmdResult};
 use crate::commands::cache::style;
@@ -246,8 +246,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
-    check_keys(ctx, &[(&name, Access::Write)])?;
-    let key = Key::open(ctx, &name, Mode::Write);
+    let key = open_checked(ctx, &name, Access::Write)?;
     let now = now();
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -268,8 +267,7 @@ pub fn peek(reply: &Reply, args: &Args) -> CmdResult {
     let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
-    check_keys(ctx, &[(&name, Access::Read)])?;
-    let key = Key::open(ctx, &name, Mode::Read);
+    let key = open_checked(ctx, &name, Access::Read)?;
     let now = now();
     let d =
         limiter::peek(key.read_string()?, now, rule, a.cost).map_err(|e| state_error(&name, e))?;
@@ -281,8 +279,7 @@ pub fn info(reply: &Reply, args: &Args) -> CmdResult {
     let (identifier, action) = parse_target(args)?;
     let ctx = reply.ctx();
     let name = limiter_key(action, identifier)?;
-    check_keys(ctx, &[(&name, Access::Read)])?;
-    let key = Key::open(ctx, &name, Mode::Read);
+    let key = open_checked(ctx, &name, Access::Read)?;
     let now = now();
     let info = match key.read_string()? {
         Some(state) => Some(limiter::info(state, now).map_err(|e| state_error(&name, e))?),
@@ -321,8 +318,7 @@ pub fn reset(reply: &Reply, args: &Args) -> CmdResult {
     let (identifier, action) = parse_target(args)?;
     let ctx = reply.ctx();
     let name = limiter_key(action, identifier)?;
-    check_keys(ctx, &[(&name, Access::Delete)])?;
-    let key = Key::open(ctx, &name, Mode::Write);
+    let key = open_checked(ctx, &name, Access::Delete)?;
     // A limiter is a string (a corrupted one too: RESET is how to clear
     // it); another type at this name is not ours to delete.
     key.expect_string_or_empty()?;
