@@ -43,7 +43,67 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     }
 }
 
+/// The server API the command paths call through `rm!`: all present on
+/// Redis 7.0 and Valkey 8. Checked once here, so those calls cannot fail later.
+fn missing_api() -> Option<&'static str> {
+    macro_rules! require {
+        ($($f:ident),* $(,)?) => {
+            // SAFETY: reading function pointers RedisModule_Init has set.
+            $(if unsafe { raw::$f }.is_none() {
+                return Some(stringify!($f));
+            })*
+        };
+    }
+    require!(
+        RedisModule_ACLCheckKeyPermissions,
+        RedisModule_CloseKey,
+        RedisModule_CreateString,
+        RedisModule_DeleteKey,
+        RedisModule_FreeModuleUser,
+        RedisModule_FreeServerInfo,
+        RedisModule_FreeString,
+        RedisModule_GetAbsExpire,
+        RedisModule_GetClientId,
+        RedisModule_GetContextFlags,
+        RedisModule_GetCurrentUserName,
+        RedisModule_GetExpire,
+        RedisModule_GetModuleUserFromUserName,
+        RedisModule_GetServerInfo,
+        RedisModule_InfoAddFieldULongLong,
+        RedisModule_InfoAddSection,
+        RedisModule_KeyType,
+        RedisModule_Log,
+        RedisModule_Milliseconds,
+        RedisModule_OpenKey,
+        RedisModule_Replicate,
+        RedisModule_ReplicateVerbatim,
+        RedisModule_ReplyWithArray,
+        RedisModule_ReplyWithDouble,
+        RedisModule_ReplyWithError,
+        RedisModule_ReplyWithLongLong,
+        RedisModule_ReplyWithMap,
+        RedisModule_ReplyWithNull,
+        RedisModule_ReplyWithSimpleString,
+        RedisModule_ReplyWithStringBuffer,
+        RedisModule_ServerInfoGetFieldC,
+        RedisModule_ServerInfoGetFieldUnsigned,
+        RedisModule_SetAbsExpire,
+        RedisModule_SetExpire,
+        RedisModule_StringDMA,
+        RedisModule_StringPtrLen,
+        RedisModule_StringSet,
+        RedisModule_StringTruncate,
+        RedisModule_WrongArity,
+    );
+    None
+}
+
 fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    if let Some(name) = missing_api() {
+        return Err(format!(
+            "this server lacks {name}; cachekit needs Redis 7.0 or later"
+        ));
+    }
     install_panic_hook();
     // The library may stay mapped after MODULE UNLOAD (glibc keeps a library
     // with thread-local destructors), so a reload finds the old statics:

@@ -19,7 +19,10 @@ pub struct Reply {
 
 macro_rules! rm {
     ($f:ident) => {
-        redis_module::raw::$f.expect(concat!(stringify!($f), " is in every supported server"))
+        redis_module::raw::$f.expect(concat!(
+            stringify!($f),
+            " was checked at load (missing_api)"
+        ))
     };
 }
 pub(crate) use rm;

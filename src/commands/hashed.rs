@@ -115,14 +115,24 @@ pub fn getsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
     fetch_json(reply, &key, Namespace::Search)
 }
 
-pub fn setrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+/// `<a> <b> <c> <json> [TTL s]`: the shape of SETRAG and SETTRANSLATION.
+fn set_three_part(
+    reply: &crate::reply::Reply,
+    args: &Args,
+    kind: &Kind,
+    key: fn(&Args, usize) -> Result<Vec<u8>, CmdError>,
+) -> CmdResult {
     if args.len() < 5 {
         return Err(CmdError::WrongArity);
     }
-    json_shape::validate(args.bytes(4), RAG.shape, "value").map_err(CmdError::msg)?;
-    let ttl = parse_set_options(args, 5, &RAG, &mut |_, _| Ok(None))?;
-    let key = rag_key(args, 1)?;
+    json_shape::validate(args.bytes(4), kind.shape, "value").map_err(CmdError::msg)?;
+    let ttl = parse_set_options(args, 5, kind, &mut |_, _| Ok(None))?;
+    let key = key(args, 1)?;
     store_json(reply, &key, 4, args, ttl)
+}
+
+pub fn setrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+    set_three_part(reply, args, &RAG, rag_key)
 }
 
 pub fn getrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
@@ -134,13 +144,7 @@ pub fn getrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
 }
 
 pub fn settranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
-    if args.len() < 5 {
-        return Err(CmdError::WrongArity);
-    }
-    json_shape::validate(args.bytes(4), TRANSLATION.shape, "value").map_err(CmdError::msg)?;
-    let ttl = parse_set_options(args, 5, &TRANSLATION, &mut |_, _| Ok(None))?;
-    let key = translation_key(args, 1)?;
-    store_json(reply, &key, 4, args, ttl)
+    set_three_part(reply, args, &TRANSLATION, translation_key)
 }
 
 pub fn gettranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
