@@ -9,8 +9,15 @@
 //! and the AOF loader, whose client carries the default user on Redis 7.0
 //! and Valkey 8 — checking it would fail to load an AOF whenever the default
 //! user is restricted. Both are recognised and not checked.
+//!
+//! Recognising them costs a context-flags call, which Redis makes expensive
+//! (it measures memory for the OOM flags). A primary has no replication
+//! link, so there the question is asked only after a refusal; on a replica
+//! it is asked first, because Redis 7.0 cannot even name the link's user.
+//! The role is tracked with the server's role-change event.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis_module::raw;
 
@@ -36,7 +43,7 @@ impl CurrentUser {
     /// client without a user. A named user that cannot be found is refused
     /// rather than let through unchecked.
     pub fn of(ctx: *mut raw::RedisModuleCtx) -> Result<Option<CurrentUser>, CmdError> {
-        if replaying(ctx) {
+        if MAY_BE_REPLICA.load(Ordering::Relaxed) && replaying(ctx) {
             return Ok(None);
         }
         // SAFETY: live context; the name is freed below, the user in Drop.
@@ -48,6 +55,9 @@ impl CurrentUser {
             let user = rm!(RedisModule_GetModuleUserFromUserName)(name);
             rm!(RedisModule_FreeString)(std::ptr::null_mut(), name);
             if user.is_null() {
+                if replaying(ctx) {
+                    return Ok(None);
+                }
                 return Err(CmdError::Static(
                     "NOPERM the current user no longer exists, so its key permissions cannot be checked",
                 ));
@@ -66,7 +76,9 @@ impl CurrentUser {
         let status = unsafe {
             rm!(RedisModule_ACLCheckKeyPermissions)(self.user, key.ptr(), flags as c_int)
         };
-        if status == raw::REDISMODULE_OK as c_int {
+        // A replay was checked when it was first made; asking only after a
+        // refusal keeps the context-flags call off the common path.
+        if status == raw::REDISMODULE_OK as c_int || replaying(self.ctx) {
             return Ok(());
         }
         self.log_denied(key);
@@ -105,6 +117,47 @@ impl Drop for CurrentUser {
             rm!(RedisModule_FreeModuleUser)(self.user);
         }
     }
+}
+
+/// False only while this server is known to be a primary: then no command
+/// can come from a replication link. Starts true (the safe answer) until
+/// [`track_role`] has read the role.
+static MAY_BE_REPLICA: AtomicBool = AtomicBool::new(true);
+
+/// Reads the current role and follows its changes. Without the event the
+/// role stays unknown and every call asks Redis, which is only slower.
+pub fn track_role(ctx: *mut raw::RedisModuleCtx) {
+    let event = raw::RedisModuleEvent {
+        id: raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+        dataver: 1,
+    };
+    // SAFETY: OnLoad context; the callback is a plain function that lives
+    // as long as the module.
+    let subscribed = unsafe {
+        raw::RedisModule_SubscribeToServerEvent.is_some_and(|subscribe| {
+            subscribe(ctx, event, Some(role_changed)) == raw::REDISMODULE_OK as c_int
+        })
+    };
+    if subscribed {
+        // SAFETY: live OnLoad context.
+        let flags = unsafe { rm!(RedisModule_GetContextFlags)(ctx) } as u32;
+        MAY_BE_REPLICA.store(
+            flags & raw::REDISMODULE_CTX_FLAGS_SLAVE != 0,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+extern "C" fn role_changed(
+    _ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    MAY_BE_REPLICA.store(
+        subevent != raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_MASTER,
+        Ordering::Relaxed,
+    );
 }
 
 /// The id Redis gives the AOF loader's client (`CLIENT_ID_AOF`).

@@ -87,12 +87,24 @@ pub fn user_key(
     id: &[u8],
     what: &'static str,
 ) -> Result<Vec<u8>, KeyError> {
-    non_empty(id, what)?;
-    let prefix = kind.prefix().as_bytes();
-    let mut key = Vec::with_capacity(prefix.len() + id.len() + 2);
-    key.extend_from_slice(prefix);
-    push_id(&mut key, style, id, what)?;
+    let mut key = Vec::new();
+    user_key_into(&mut key, style, kind, id, what)?;
     Ok(key)
+}
+
+/// [`user_key`] written into `key` (cleared first), so a hot path can reuse
+/// one buffer.
+pub fn user_key_into(
+    key: &mut Vec<u8>,
+    style: KeyStyle,
+    kind: UserKind,
+    id: &[u8],
+    what: &'static str,
+) -> Result<(), KeyError> {
+    non_empty(id, what)?;
+    key.clear();
+    key.extend_from_slice(kind.prefix().as_bytes());
+    push_id(key, style, id, what)
 }
 
 fn push_id(
@@ -198,6 +210,18 @@ pub fn ratelimit_key(
     action: &[u8],
     identifier: &[u8],
 ) -> Result<Vec<u8>, KeyError> {
+    let mut key = Vec::new();
+    ratelimit_key_into(&mut key, style, action, identifier)?;
+    Ok(key)
+}
+
+/// [`ratelimit_key`] written into `key` (cleared first).
+pub fn ratelimit_key_into(
+    key: &mut Vec<u8>,
+    style: KeyStyle,
+    action: &[u8],
+    identifier: &[u8],
+) -> Result<(), KeyError> {
     non_empty(identifier, "identifier")?;
     non_empty(action, "action")?;
     // The action comes before the tag: a `{` there would open the tag early.
@@ -207,12 +231,11 @@ pub fn ratelimit_key(
             byte: '{',
         });
     }
-    let mut key = Vec::with_capacity(11 + action.len() + identifier.len() + 3);
+    key.clear();
     key.extend_from_slice(b"rate_limit:");
     key.extend_from_slice(action);
     key.push(b':');
-    push_id(&mut key, style, identifier, "identifier")?;
-    Ok(key)
+    push_id(key, style, identifier, "identifier")
 }
 
 /// CRC16-CCITT (XModem), the checksum Redis Cluster hashes keys with.

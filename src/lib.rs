@@ -114,6 +114,7 @@ fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     config::CLUSTER_MODE.store(cluster, Ordering::Relaxed);
     let load_args = config::LoadArgs::parse(args)?;
     config::register(ctx, &load_args)?;
+    acl::track_role(ctx.ctx);
     for def in commands::COMMANDS {
         command::register(ctx.ctx, def)?;
     }

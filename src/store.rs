@@ -1,6 +1,7 @@
 //! Keys through Redis's low-level key API: owned key names, typed access,
 //! expiry, and replication of effects.
 
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 
 use redis_module::raw;
@@ -38,6 +39,28 @@ impl Drop for OwnedString {
         // SAFETY: created with a NULL context in `new`; freed once here.
         unsafe { rm!(RedisModule_FreeString)(std::ptr::null_mut(), self.0) }
     }
+}
+
+thread_local! {
+    // Commands run on Redis's main thread: one buffer builds every key name.
+    static NAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A key name written by `build` into a reused buffer (no allocation on
+/// the hot path), as a Redis string.
+pub fn key_name<E>(build: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<OwnedString, E> {
+    let with = |buf: &mut Vec<u8>| {
+        build(buf)?;
+        let name = OwnedString::new(buf);
+        if buf.capacity() > 4096 {
+            *buf = Vec::new();
+        }
+        Ok(name)
+    };
+    NAME.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => with(&mut buf),
+        Err(_) => with(&mut Vec::new()),
+    })
 }
 
 /// An open key, closed on drop.

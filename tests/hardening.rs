@@ -334,47 +334,69 @@ fn aof_loading_and_the_replication_link_are_not_key_checked() {
         let _ = std::fs::remove_dir_all(&dir);
 
         // A primary that streams module commands verbatim to a replica whose
-        // default user may touch no key.
-        let master = FakePrimary::start(vec![
-            vec![b"SELECT".to_vec(), b"0".to_vec()],
-            vec![
-                b"CACHE.SETUSER".to_vec(),
-                b"1".to_vec(),
-                br#"{"from":"primary"}"#.to_vec(),
-            ],
-            vec![
-                b"RATELIMIT.CHECK".to_vec(),
-                b"link".to_vec(),
-                b"5".to_vec(),
-                b"60".to_vec(),
-            ],
-            vec![b"CACHE.SETSESSION".to_vec(), b"1".to_vec(), b"{}".to_vec()],
-            vec![b"CACHE.INVALIDATEUSER".to_vec(), b"1".to_vec()],
-            vec![b"SET".to_vec(), b"done".to_vec(), b"1".to_vec()],
-        ]);
-        let replica = server_with_module(
-            flavor,
-            &module,
-            &[
-                &["--replicaof", "127.0.0.1", &master.port.to_string()][..],
-                RESTRICTED_DEFAULT,
-            ]
-            .concat(),
-        );
-        let mut admin = login(&replica, "admin");
-        wait_until("the stream applied", || {
-            call(&mut admin, &["GET", "done"]) == bulk("1")
-        });
-        assert_eq!(
-            call(&mut admin, &["EXISTS", "user:1", "session:1"]),
-            Resp::Int(0)
-        );
-        assert_eq!(
-            call(&mut admin, &["EXISTS", "rate_limit:default:link"]),
-            Resp::Int(1)
-        );
-        replica.assert_log_clean();
+        // default user may touch no key: a replica from its start, and a
+        // server that turns replica at run time (the role-change event).
+        replica_applies_the_link_unchecked(flavor, &module, false);
+        replica_applies_the_link_unchecked(flavor, &module, true);
     }
+}
+
+fn replica_applies_the_link_unchecked(flavor: Flavor, module: &Path, at_run_time: bool) {
+    let master = FakePrimary::start(vec![
+        vec![b"SELECT".to_vec(), b"0".to_vec()],
+        vec![
+            b"CACHE.SETUSER".to_vec(),
+            b"1".to_vec(),
+            br#"{"from":"primary"}"#.to_vec(),
+        ],
+        vec![
+            b"RATELIMIT.CHECK".to_vec(),
+            b"link".to_vec(),
+            b"5".to_vec(),
+            b"60".to_vec(),
+        ],
+        vec![b"CACHE.SETSESSION".to_vec(), b"1".to_vec(), b"{}".to_vec()],
+        vec![b"CACHE.INVALIDATEUSER".to_vec(), b"1".to_vec()],
+        vec![b"SET".to_vec(), b"done".to_vec(), b"1".to_vec()],
+    ]);
+    let port = master.port.to_string();
+    let replicaof: &[&str] = if at_run_time {
+        &[]
+    } else {
+        &["--replicaof", "127.0.0.1", &port]
+    };
+    let replica = server_with_module(flavor, module, &[replicaof, RESTRICTED_DEFAULT].concat());
+    let mut admin = login(&replica, "admin");
+    if at_run_time {
+        // Checked as a primary first, so the role is known before it changes.
+        let mut c = RawConn::connect(replica.port);
+        expect_error(&call(&mut c, &["CACHE.GETUSER", "1"]), "NOPERM");
+        assert_eq!(
+            call(&mut admin, &["REPLICAOF", "127.0.0.1", &port]),
+            Resp::Simple("OK".into())
+        );
+    }
+    wait_until("the stream applied", || {
+        call(&mut admin, &["GET", "done"]) == bulk("1")
+    });
+    assert_eq!(
+        call(&mut admin, &["EXISTS", "user:1", "session:1"]),
+        Resp::Int(0)
+    );
+    assert_eq!(
+        call(&mut admin, &["EXISTS", "rate_limit:default:link"]),
+        Resp::Int(1)
+    );
+    if at_run_time {
+        // A primary again: clients are still checked.
+        assert_eq!(
+            call(&mut admin, &["REPLICAOF", "NO", "ONE"]),
+            Resp::Simple("OK".into())
+        );
+        let mut c = RawConn::connect(replica.port);
+        expect_error(&call(&mut c, &["CACHE.GETUSER", "1"]), "NOPERM");
+    }
+    replica.assert_log_clean();
 }
 
 /// Just enough of a primary for a replica: the handshake, an empty RDB,

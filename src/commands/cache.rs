@@ -10,7 +10,7 @@ use crate::json_shape::{self, Shape};
 use crate::keys::{self, KeyStyle, UserKind};
 use crate::reply::Reply;
 use crate::stats::{Namespace, COUNTERS};
-use crate::store::{replicate, Key, Mode, OwnedString};
+use crate::store::{key_name, replicate, Key, Mode, OwnedString};
 
 /// What a pair of SET/GET commands stores.
 pub struct Kind {
@@ -93,9 +93,12 @@ pub fn store_json(
 
 /// Replies the JSON text at `key` or nil, counting a hit or a miss.
 pub fn fetch_json(reply: &Reply, key: &[u8], ns: Namespace) -> CmdResult {
-    let ctx = reply.ctx();
-    let name = OwnedString::new(key);
-    let k = open_checked(ctx, &name, Access::Read)?;
+    fetch_json_at(reply, &OwnedString::new(key), ns)
+}
+
+/// [`fetch_json`] for a key name already made.
+fn fetch_json_at(reply: &Reply, name: &OwnedString, ns: Namespace) -> CmdResult {
+    let k = open_checked(reply.ctx(), name, Access::Read)?;
     match k.read_string()? {
         Some(v) => {
             COUNTERS.lookup(ns, true);
@@ -117,13 +120,14 @@ pub fn style() -> KeyStyle {
     KEY_STYLE.get()
 }
 
-fn user_scoped_key(args: &Args, ukind: UserKind) -> Result<Vec<u8>, CmdError> {
+fn user_scoped_key(args: &Args, ukind: UserKind) -> Result<OwnedString, CmdError> {
     let what = if ukind == UserKind::Session {
         "telegram_id"
     } else {
         "user_id"
     };
-    keys::user_key(style(), ukind, args.bytes(1), what).map_err(|e| CmdError::msg(e.to_string()))
+    key_name(|buf| keys::user_key_into(buf, style(), ukind, args.bytes(1), what))
+        .map_err(|e| CmdError::msg(e.to_string()))
 }
 
 fn set_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> CmdResult {
@@ -132,16 +136,16 @@ fn set_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> 
     }
     json_shape::validate(args.bytes(2), kind.shape, "value").map_err(CmdError::msg)?;
     let ttl = parse_set_options(args, 3, kind, &mut no_extra)?;
-    let key = user_scoped_key(args, ukind)?;
-    store_json(reply, &key, 2, args, ttl)
+    let name = user_scoped_key(args, ukind)?;
+    store_json(reply, name.bytes(), 2, args, ttl)
 }
 
 fn get_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> CmdResult {
     if args.len() != 2 {
         return Err(CmdError::WrongArity);
     }
-    let key = user_scoped_key(args, ukind)?;
-    fetch_json(reply, &key, kind.namespace)
+    let name = user_scoped_key(args, ukind)?;
+    fetch_json_at(reply, &name, kind.namespace)
 }
 
 pub fn setuser(reply: &Reply, args: &Args) -> CmdResult {

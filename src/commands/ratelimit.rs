@@ -17,7 +17,7 @@ use crate::limiter::{
 };
 use crate::reply::{rm, Reply};
 use crate::stats::COUNTERS;
-use crate::store::{now_ms, replicate, Key, Mode, OwnedString};
+use crate::store::{key_name, now_ms, replicate, Key, Mode, OwnedString};
 
 thread_local! {
     // Commands run on Redis's main thread: one scratch buffer serves every check.
@@ -132,9 +132,8 @@ fn parse_target<'a>(args: &Args<'a>) -> Result<(&'a [u8], &'a [u8]), CmdError> {
 }
 
 pub fn limiter_key(action: &[u8], identifier: &[u8]) -> Result<OwnedString, CmdError> {
-    let key = keys::ratelimit_key(style(), action, identifier)
-        .map_err(|e| CmdError::msg(e.to_string()))?;
-    Ok(OwnedString::new(&key))
+    key_name(|buf| keys::ratelimit_key_into(buf, style(), action, identifier))
+        .map_err(|e| CmdError::msg(e.to_string()))
 }
 
 fn state_error(key: &OwnedString, e: StateError) -> CmdError {
