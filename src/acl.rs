@@ -1,20 +1,20 @@
 //! ACL checks on the keys the module builds. The routing argument is declared
 //! NOT_KEY, so Redis checks no key for these commands: the module must.
 //!
-//! Whose permissions apply: `RM_GetCurrentUserName` names the user of the
-//! calling client, which is also the caller's user inside MULTI/EXEC and
-//! inside a Lua script (the script client runs as its caller). Two clients
-//! replay writes that were checked when they were first made, and Redis
+//! Whose permissions apply: the user of the calling client, which is also
+//! the caller's user inside MULTI/EXEC and inside a Lua script (the script
+//! client runs as its caller). Three kinds of client are not checked.
+//! Two replay writes that were checked when they were first made, and Redis
 //! checks nothing for them either: the primary's replication link (no user)
-//! and the AOF loader, whose client carries the default user on Redis 7.0
-//! and Valkey 8 — checking it would fail to load an AOF whenever the default
-//! user is restricted. Both are recognised and not checked.
+//! and the AOF loader (checking its default user would fail to load an AOF
+//! whenever the default user is restricted). The third is another module's
+//! `RM_Call` without a user: Redis runs it as root, and so does the module.
 //!
-//! Recognising them costs a context-flags call, which Redis makes expensive
-//! (it measures memory for the OOM flags). A primary has no replication
-//! link, so there the question is asked only after a refusal; on a replica
-//! it is asked first, because Redis 7.0 cannot even name the link's user.
-//! The role is tracked with the server's role-change event.
+//! Recognising a replay costs a context-flags call, which Redis makes
+//! expensive (it measures memory for the OOM flags). A primary has no
+//! replication link, so there the question is asked only after a refusal;
+//! on a replica it is asked first. The role is tracked with the server's
+//! role-change event.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +48,7 @@ impl CurrentUser {
         }
         // SAFETY: live context; the name is freed below, the user in Drop.
         unsafe {
-            let name = rm!(RedisModule_GetCurrentUserName)(ctx);
+            let name = user_name(ctx)?;
             if name.is_null() {
                 return Ok(None);
             }
@@ -118,6 +118,55 @@ impl Drop for CurrentUser {
         }
     }
 }
+
+/// The name of the calling client's user (to be freed), or NULL for a
+/// client that runs as root.
+///
+/// A connection is asked by its id, which is safe for any client. The
+/// other clients have no id Redis can look up: the AOF loader and the
+/// replication link (replays), a module's `RM_Call` (root; the calling
+/// module answers for what it does), and a script's own client, which
+/// carries the user of the script's caller. Reading the user of a client
+/// that has none crashes Redis 7.0 and Valkey 8, and inside a script a
+/// module's `RM_Call` client cannot be told from the script's own by any
+/// other means: `RM_Call` with the `C` flag refuses, with ENOTSUP, to run
+/// anything for a client without a user. The probe is `HELLO` without
+/// arguments: a command every user may run (it needs no authentication),
+/// so it never adds to `ACL LOG`, and it changes nothing.
+///
+/// # Safety
+/// `ctx` is the live context of the current command.
+unsafe fn user_name(
+    ctx: *mut raw::RedisModuleCtx,
+) -> Result<*mut raw::RedisModuleString, CmdError> {
+    let id = rm!(RedisModule_GetClientId)(ctx);
+    let name = rm!(RedisModule_GetClientUserNameById)(ctx, id);
+    if !name.is_null() || replaying(ctx) {
+        return Ok(name);
+    }
+    let in_script =
+        rm!(RedisModule_GetContextFlags)(ctx) as u32 & raw::REDISMODULE_CTX_FLAGS_LUA != 0;
+    if !in_script {
+        return Ok(std::ptr::null_mut());
+    }
+    let probe = rm!(RedisModule_Call)(ctx, c"HELLO".as_ptr(), c"C".as_ptr());
+    if probe.is_null() {
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        if errno == Some(ENOTSUP) {
+            return Ok(std::ptr::null_mut());
+        }
+        // Any user may run HELLO: a refusal for another reason leaves the
+        // user unknown, and unknown is not allowed through.
+        return Err(CmdError::Static(
+            "NOPERM the calling user could not be determined inside this script, so its key permissions cannot be checked",
+        ));
+    }
+    rm!(RedisModule_FreeCallReply)(probe);
+    Ok(rm!(RedisModule_GetCurrentUserName)(ctx))
+}
+
+/// ENOTSUP on Linux, where the servers run.
+const ENOTSUP: i32 = 95;
 
 /// False only while this server is known to be a primary: then no command
 /// can come from a replication link. Starts true (the safe answer) until

@@ -56,14 +56,17 @@ fn missing_api() -> Option<&'static str> {
     }
     require!(
         RedisModule_ACLCheckKeyPermissions,
+        RedisModule_Call,
         RedisModule_CloseKey,
         RedisModule_CreateString,
         RedisModule_DeleteKey,
+        RedisModule_FreeCallReply,
         RedisModule_FreeModuleUser,
         RedisModule_FreeServerInfo,
         RedisModule_FreeString,
         RedisModule_GetAbsExpire,
         RedisModule_GetClientId,
+        RedisModule_GetClientUserNameById,
         RedisModule_GetContextFlags,
         RedisModule_GetCurrentUserName,
         RedisModule_GetExpire,

@@ -1077,6 +1077,86 @@ fn module_unload_is_clean_and_the_module_loads_again() {
     }
 }
 
+// ------------------------------------------------- calls from modules
+
+/// `tests/support/caller_module.c` built with the system C compiler (the
+/// one that links Rust code) into the target directory, once per run.
+fn caller_module() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = root.join("target/test-support");
+        std::fs::create_dir_all(&out).unwrap();
+        let so = out.join("caller_module.so");
+        let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O1", "-fPIC", "-shared", "-o"])
+            .arg(&so)
+            .arg(root.join("tests/support/caller_module.c"))
+            .status()
+            .expect("run the C compiler for the caller test module");
+        assert!(status.success(), "building the caller test module failed");
+        so
+    })
+}
+
+/// Another module may call the commands through RM_Call: its client has no
+/// connection, and once Redis recycles it, no user either (it runs as
+/// root). Such calls run with the calling module's authority, as Redis runs
+/// them; they must work, repeatedly, also inside a script.
+#[test]
+fn other_modules_may_call_the_commands() {
+    for flavor in Flavor::ALL {
+        let module = common::module_path();
+        let caller = caller_module();
+        let s = server_with_module(flavor, &module, &["--loadmodule", caller.to_str().unwrap()]);
+        let mut admin = RawConn::connect(s.port);
+        acl_user(&mut admin, "sess", &["~session:*", "+caller.call"]);
+        let value = r#"{"from":"module"}"#;
+        assert_eq!(
+            call(
+                &mut admin,
+                &["CALLER.CALL", "-", "CACHE.SETUSER", "1", value]
+            ),
+            ok()
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                call(&mut admin, &["CALLER.CALL", "-", "CACHE.GETUSER", "1"]),
+                bulk(value)
+            );
+            let Resp::Array(fields) = call(
+                &mut admin,
+                &["CALLER.CALL", "-", "RATELIMIT.CHECK", "m", "5", "60"],
+            ) else {
+                panic!("{flavor:?}: RATELIMIT.CHECK through RM_Call is not a map");
+            };
+            assert_eq!(fields.first(), Some(&bulk("allowed")));
+        }
+        // From a script, and through a module called by a script.
+        let script = "return redis.call('CALLER.CALL', '-', 'CACHE.GETUSER', '1')";
+        for _ in 0..2 {
+            assert_eq!(call(&mut admin, &["EVAL", script, "0"]), bulk(value));
+        }
+        // A restricted user calling the module directly is still checked,
+        // before and after module calls recycled their clients; its
+        // scripts are checked as it, and what tells a script's client from
+        // a module's adds nothing to ACL LOG.
+        let mut c = login(&s, "sess");
+        expect_error(&call(&mut c, &["CACHE.GETUSER", "1"]), "NOPERM");
+        assert_eq!(call(&mut admin, &["ACL", "LOG", "RESET"]), ok());
+        let own = "return redis.call('CACHE.GETSESSION', '1')";
+        assert_eq!(call(&mut c, &["EVAL", own, "0"]), Resp::Nil);
+        let theirs = "return redis.call('CACHE.GETUSER', '1')";
+        expect_error(&call(&mut c, &["EVAL", theirs, "0"]), "NOPERM");
+        let Resp::Array(log) = call(&mut admin, &["ACL", "LOG"]) else {
+            panic!("ACL LOG");
+        };
+        assert_eq!(log.len(), 1, "{flavor:?}: one denial logged: {log:?}");
+        assert_eq!(call(&mut admin, &["PING"]), Resp::Simple(b"PONG".to_vec()));
+        s.assert_log_clean();
+    }
+}
+
 // --------------------------------------------------------- panics
 
 /// The module built with `--features panic-test` (CACHEKIT.DEBUGPANIC), in

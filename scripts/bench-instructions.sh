@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Instructions the server executes per request, and its reads that miss a
+# simulated 8 MiB last-level cache (each one a trip to memory), counted by
+# Valgrind's callgrind: figures that do not move with the load on the
+# machine, for the commands `make bench` times. Kernel time (sockets) is not
+# counted.
+#
+# For RATELIMIT.CHECK it also splits the count by what the check asks of the
+# server: the 8-field reply, replicating RATELIMIT.RECORD, the ACL check of
+# the built key, and the rest.
+#
+# Environment: SERVER (redis-server), BENCH (redis-benchmark), REQUESTS per
+# command (20000), IDS (100000 distinct ids, created before counting, so
+# checks and INCRs find their key as in a busy server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVER=${SERVER:-redis-server}
+BENCH=${BENCH:-redis-benchmark}
+REQUESTS=${REQUESTS:-20000}
+IDS=${IDS:-100000}
+MODULE=$PWD/target/release/libcachekit.so
+
+for tool in "$SERVER" "$BENCH" redis-cli valgrind callgrind_control callgrind_annotate python3; do
+  command -v "$tool" >/dev/null || { echo "bench-instructions: $tool not found (scripts/install-deps.sh)" >&2; exit 1; }
+done
+[ -f "$MODULE" ] || { echo "bench-instructions: $MODULE missing; run cargo build --release" >&2; exit 1; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+dir=$(mktemp -d "${TMPDIR:-/tmp}/cachekit-instr.XXXXXX")
+valgrind --tool=callgrind --instr-atstart=no --cache-sim=yes --LL=8388608,16,64 --callgrind-out-file="$dir/cg.out" \
+  "$SERVER" --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+  --daemonize no --logfile server.log --loadmodule "$MODULE" >"$dir/valgrind.log" 2>&1 &
+server_pid=$!
+cleanup() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+cli() { redis-cli -p "$port" "$@"; }
+for _ in $(seq 300); do
+  [ "$(cli PING 2>/dev/null)" = PONG ] && break
+  sleep 0.1
+done
+[ "$(cli PING)" = PONG ] || { echo "bench-instructions: server did not start" >&2; cat "$dir/valgrind.log" >&2; exit 1; }
+
+cli CACHE.SETUSER 42 '{"id": 42, "username": "ivan", "first_name": "Иван", "role": "employee", "active": true}' TTL 86400 >/dev/null
+cli HSET bench:reply8 allowed 1 current_count 5 limit 100 remaining 95 retry_after 0 \
+  reset_time 1795656552 retry_after_ms 0 reset_after_ms 59000 >/dev/null
+
+load() { # requests, ids, command words...
+  local n=$1 ids=$2; shift 2
+  "$BENCH" -p "$port" -P 16 -c 10 -n "$n" -r "$ids" -q "$@" >/dev/null
+}
+echo "creating $IDS counters and $IDS limiters (under valgrind, this takes a while)..." >&2
+load $((IDS * 2)) "$IDS" INCR bench:counter:__rand_int__
+load $((IDS * 2)) "$IDS" RATELIMIT.CHECK __rand_int__ 1000 600
+
+# name|command
+tests=(
+  "GET|GET user:42"
+  "CACHE.GETUSER|CACHE.GETUSER 42"
+  "INCR|INCR bench:counter:__rand_int__"
+  "RATELIMIT.CHECK|RATELIMIT.CHECK __rand_int__ 1000 600"
+  "HGETALL, 8 fields|HGETALL bench:reply8"
+)
+k=0
+for spec in "${tests[@]}"; do
+  IFS='|' read -r name command <<< "$spec"
+  callgrind_control -z "$server_pid" >/dev/null 2>&1
+  callgrind_control -i on "$server_pid" >/dev/null 2>&1
+  # shellcheck disable=SC2086
+  load "$REQUESTS" "$IDS" $command
+  callgrind_control -i off "$server_pid" >/dev/null 2>&1
+  callgrind_control -d "run$k" "$server_pid" >/dev/null 2>&1
+  out=$(ls -t "$dir"/cg.out* | head -1)
+  mv "$out" "$dir/run$k.out"
+  echo "$name|$dir/run$k.out" >> "$dir/runs"
+  k=$((k + 1))
+done
+
+python3 - "$dir/runs" "$REQUESTS" <<'EOF'
+import re, subprocess, sys
+runs, requests = sys.argv[1], int(sys.argv[2])
+
+def inclusive(path):
+    """Inclusive instruction counts by function name, the total, and the
+    last-level cache read misses of the whole run."""
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                          capture_output=True, text=True, check=True).stdout
+    funcs = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+.*?(\?\?\?|\.S|\.c):(\S+) \[", line)
+        if m:
+            fn = m.group(3)
+            funcs[fn] = max(funcs.get(fn, 0), int(m.group(1).replace(",", "")))
+    events = totals = None
+    for line in open(path):
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("totals:"):
+            totals = [int(v) for v in line.split()[1:]]
+    counts = dict(zip(events, totals))
+    return counts["Ir"], counts.get("DLmr", 0), funcs
+
+rows = [line.rstrip("\n").split("|") for line in open(runs)]
+per, misses, data = {}, {}, {}
+for name, path in rows:
+    total, dlmr, funcs = inclusive(path)
+    data[name] = funcs
+    per[name] = total / requests
+    misses[name] = dlmr / requests
+print(f"{'command':<22}{'instructions/request':>22}{'x INCR':>9}{'memory reads/request':>23}")
+for name, _ in rows:
+    print(f"{name:<22}{per[name]:>22,.0f}{per['INCR'] / per[name]:>9.2f}{misses[name]:>23.2f}")
+print("memory reads: reads that miss a simulated 8 MiB last-level cache.")
+
+funcs = data["RATELIMIT.CHECK"]
+def part(*names):
+    return sum(funcs.get(n, 0) for n in names) / requests
+parts = [
+    ("8-field reply (RM_ReplyWith*)", part("RM_ReplyWithMap", "RM_ReplyWithStringBuffer", "RM_ReplyWithLongLong")),
+    ("replicating RATELIMIT.RECORD (RM_Replicate)", part("RM_Replicate")),
+    ("ACL check of the built key", part("cachekit::acl::check_keys")),
+    ("opening and closing the key (RM_OpenKey/CloseKey)", part("RM_OpenKey", "RM_CloseKey")),
+    ("writing the state and its expiry", part("cachekit::commands::ratelimit::store_state")),
+]
+print()
+print("RATELIMIT.CHECK, by part (instructions/request):")
+for label, value in parts:
+    print(f"  {label:<52}{value:>8,.0f}")
+print(f"  {'everything else (Redis command path, parsing, logic)':<52}{per['RATELIMIT.CHECK'] - sum(v for _, v in parts):>8,.0f}")
+print(f"  {'all of INCR, for comparison':<52}{per['INCR']:>8,.0f}")
+EOF
