@@ -124,15 +124,15 @@ impl Drop for CurrentUser {
 ///
 /// A connection is asked by its id, which is safe for any client. The
 /// other clients have no id Redis can look up: the AOF loader and the
-/// replication link (replays), a module's `RM_Call` (root; the calling
-/// module answers for what it does), and a script's own client, which
-/// carries the user of the script's caller. Reading the user of a client
-/// that has none crashes Redis 7.0 and Valkey 8, and inside a script a
-/// module's `RM_Call` client cannot be told from the script's own by any
-/// other means: `RM_Call` with the `C` flag refuses, with ENOTSUP, to run
-/// anything for a client without a user. The probe is `HELLO` without
-/// arguments: a command every user may run (it needs no authentication),
-/// so it never adds to `ACL LOG`, and it changes nothing.
+/// replication link (replays), a script's own client (it carries the user
+/// of the script's caller), and the client of another module's `RM_Call`,
+/// which carries the calling user with the `C` flag and none (root)
+/// without. Reading the user of a client that has none crashes Redis 7.0
+/// and Valkey 8, and nothing else tells these clients apart: `RM_Call`
+/// with the `C` flag refuses, with ENOTSUP, to run anything for a client
+/// without a user. The probe is `HELLO` without arguments: a command every
+/// user may run (it needs no authentication), so it never adds to
+/// `ACL LOG`, and it changes nothing.
 ///
 /// # Safety
 /// `ctx` is the live context of the current command.
@@ -144,11 +144,6 @@ unsafe fn user_name(
     if !name.is_null() || replaying(ctx) {
         return Ok(name);
     }
-    let in_script =
-        rm!(RedisModule_GetContextFlags)(ctx) as u32 & raw::REDISMODULE_CTX_FLAGS_LUA != 0;
-    if !in_script {
-        return Ok(std::ptr::null_mut());
-    }
     let probe = rm!(RedisModule_Call)(ctx, c"HELLO".as_ptr(), c"C".as_ptr());
     if probe.is_null() {
         let errno = std::io::Error::last_os_error().raw_os_error();
@@ -158,7 +153,7 @@ unsafe fn user_name(
         // Any user may run HELLO: a refusal for another reason leaves the
         // user unknown, and unknown is not allowed through.
         return Err(CmdError::Static(
-            "NOPERM the calling user could not be determined inside this script, so its key permissions cannot be checked",
+            "NOPERM the calling user could not be determined, so its key permissions cannot be checked",
         ));
     }
     rm!(RedisModule_FreeCallReply)(probe);

@@ -1137,11 +1137,25 @@ fn other_modules_may_call_the_commands() {
         for _ in 0..2 {
             assert_eq!(call(&mut admin, &["EVAL", script, "0"]), bulk(value));
         }
+        // With the C flag a module call runs as the calling user, and
+        // without it as root, as Redis runs any command it calls.
+        let mut c = login(&s, "sess");
+        expect_error(
+            &call(&mut c, &["CALLER.CALL", "C", "CACHE.GETUSER", "1"]),
+            "NOPERM",
+        );
+        assert_eq!(
+            call(&mut c, &["CALLER.CALL", "C", "CACHE.GETSESSION", "1"]),
+            Resp::Nil
+        );
+        assert_eq!(
+            call(&mut c, &["CALLER.CALL", "-", "CACHE.GETUSER", "1"]),
+            bulk(value)
+        );
         // A restricted user calling the module directly is still checked,
         // before and after module calls recycled their clients; its
         // scripts are checked as it, and what tells a script's client from
         // a module's adds nothing to ACL LOG.
-        let mut c = login(&s, "sess");
         expect_error(&call(&mut c, &["CACHE.GETUSER", "1"]), "NOPERM");
         assert_eq!(call(&mut admin, &["ACL", "LOG", "RESET"]), ok());
         let own = "return redis.call('CACHE.GETSESSION', '1')";
