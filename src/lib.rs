@@ -145,10 +145,12 @@ extern "C" fn guarded_info(info: *mut raw::RedisModuleInfoCtx, for_crash_report:
 
 /// MODULE UNLOAD: Redis removes the commands, configs and INFO callback
 /// itself; the module starts no thread and no timer. What is left is the
-/// panic hook, which lives in the copy of the Rust standard library inside
-/// this library and so concerns only this module: put the default back so
-/// none of our code runs after the unload, even if the library stays mapped.
+/// strings kept for replication, and the panic hook, which lives in the copy
+/// of the Rust standard library inside this library and so concerns only
+/// this module: put the default back so none of our code runs after the
+/// unload, even if the library stays mapped.
 fn unload(_ctx: &Context) -> Status {
+    commands::ratelimit::release_record_strings();
     drop(std::panic::take_hook());
     Status::Ok
 }

@@ -200,10 +200,70 @@ fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// One number of `RATELIMIT.RECORD` as a Redis string, kept from call to
+/// call: checks under one rule share limit, window and cost, and checks in
+/// the same millisecond share the time, so most checks make no string at
+/// all. Redis only takes references to these (replication holds them until
+/// the command ends); they are never modified, only replaced.
+struct NumberString {
+    value: u64,
+    string: *mut raw::RedisModuleString,
+}
+
+impl NumberString {
+    const NONE: NumberString = NumberString {
+        value: 0,
+        string: std::ptr::null_mut(),
+    };
+
+    fn get(&mut self, value: u64) -> *mut raw::RedisModuleString {
+        if self.string.is_null() || self.value != value {
+            self.release();
+            let mut buf = [0u8; 20];
+            let digits = decimal(value, &mut buf);
+            // SAFETY: a NULL context makes a string we own; freed in `release`.
+            self.string = unsafe {
+                rm!(RedisModule_CreateString)(
+                    std::ptr::null_mut(),
+                    digits.as_ptr().cast::<c_char>(),
+                    digits.len(),
+                )
+            };
+            self.value = value;
+        }
+        self.string
+    }
+
+    fn release(&mut self) {
+        if !self.string.is_null() {
+            // SAFETY: created in `get` with a NULL context, dropped once here;
+            // Redis keeps its own references.
+            unsafe { rm!(RedisModule_FreeString)(std::ptr::null_mut(), self.string) };
+            self.string = std::ptr::null_mut();
+        }
+    }
+}
+
+thread_local! {
+    // No destructor: the strings belong to Redis's allocator and are freed
+    // at unload (`release_record_strings`), not at thread exit.
+    static RECORD_NUMBERS: RefCell<[NumberString; 4]> = const {
+        RefCell::new([NumberString::NONE, NumberString::NONE, NumberString::NONE, NumberString::NONE])
+    };
+}
+
+/// Frees the kept `RATELIMIT.RECORD` numbers (MODULE UNLOAD).
+pub fn release_record_strings() {
+    let _ = RECORD_NUMBERS.try_with(|numbers| {
+        if let Ok(mut numbers) = numbers.try_borrow_mut() {
+            numbers.iter_mut().for_each(NumberString::release);
+        }
+    });
+}
+
 /// Propagates `RATELIMIT.RECORD <key> <at_ms> <limit> <window_ms> <cost>`.
-/// The key name goes as the string we already hold (a reference, not a
-/// copy) and the numbers as short buffers: Redis makes one small object of
-/// each, where the "l" format would make two.
+/// Every argument goes as a string Redis only references: the key name we
+/// already hold and the kept numbers.
 fn replicate_record(
     ctx: *mut raw::RedisModuleCtx,
     name: &OwnedString,
@@ -211,31 +271,42 @@ fn replicate_record(
     rule: Rule,
     cost: u64,
 ) {
-    let mut bufs = [[0u8; 20]; 4];
-    let [b0, b1, b2, b3] = &mut bufs;
-    let (at, limit, window, cost) = (
-        decimal(at_ms, b0),
-        decimal(rule.limit, b1),
-        decimal(rule.window_ms, b2),
-        decimal(cost, b3),
-    );
-    // SAFETY: live context; the format "sbbbb" takes one RedisModuleString
-    // (kept alive by `name`) and four pointer/length pairs, in that order,
-    // all valid for the duration of the call (Redis copies them).
-    unsafe {
-        rm!(RedisModule_Replicate)(
+    let mut argv = [name.ptr(); 5];
+    let kept = RECORD_NUMBERS.try_with(|numbers| {
+        let Ok(mut numbers) = numbers.try_borrow_mut() else {
+            return false;
+        };
+        let [at, limit, window, c] = &mut *numbers;
+        argv[1] = at.get(at_ms);
+        argv[2] = limit.get(rule.limit);
+        argv[3] = window.get(rule.window_ms);
+        argv[4] = c.get(cost);
+        // SAFETY: live context; "v" takes an array of live strings and its
+        // length, and Redis takes a reference to each.
+        unsafe {
+            rm!(RedisModule_Replicate)(
+                ctx,
+                c"RATELIMIT.RECORD".as_ptr(),
+                c"v".as_ptr(),
+                argv.as_mut_ptr(),
+                argv.len(),
+            );
+        }
+        true
+    });
+    if kept != Ok(true) {
+        // Not reachable on Redis's single command thread; stay correct anyway.
+        let numbers = [at_ms, rule.limit, rule.window_ms, cost].map(|v| v.to_string());
+        replicate(
             ctx,
-            c"RATELIMIT.RECORD".as_ptr(),
-            c"sbbbb".as_ptr(),
-            name.ptr(),
-            at.as_ptr().cast::<c_char>(),
-            at.len(),
-            limit.as_ptr().cast::<c_char>(),
-            limit.len(),
-            window.as_ptr().cast::<c_char>(),
-            window.len(),
-            cost.as_ptr().cast::<c_char>(),
-            cost.len(),
+            c"RATELIMIT.RECORD",
+            &[
+                name.bytes(),
+                numbers[0].as_bytes(),
+                numbers[1].as_bytes(),
+                numbers[2].as_bytes(),
+                numbers[3].as_bytes(),
+            ],
         );
     }
 }
