@@ -5,7 +5,7 @@ PORT ?= 6379
 MODULE := target/release/libcachekit.so
 CARGO ?= cargo
 
-.PHONY: all build deps run test test-memcheck lint bench fuzz clean
+.PHONY: all build deps run test test-memcheck lint bench bench-instructions fuzz clean
 
 all: build
 
@@ -56,6 +56,12 @@ lint:
 
 bench: build
 	scripts/bench.sh
+
+# Instructions and memory reads per request under callgrind: figures that do
+# not move with the load on the machine (needs valgrind; about a minute).
+bench-instructions: build
+	@command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)"; exit 1; }
+	scripts/bench-instructions.sh
 
 clean:
 	$(CARGO) clean
