@@ -17,7 +17,7 @@
 //! role-change event.
 
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redis_module::raw;
 
@@ -122,7 +122,8 @@ impl Drop for CurrentUser {
 /// The name of the calling client's user (to be freed), or NULL for a
 /// client that runs as root.
 ///
-/// A connection is asked by its id, which is safe for any client. The
+/// A connection is asked by its id, which is safe for any client (and
+/// remembered: see [`CONNECTIONS`]). The
 /// other clients have no id Redis can look up: the AOF loader and the
 /// replication link (replays), a script's own client (it carries the user
 /// of the script's caller), and the client of another module's `RM_Call`,
@@ -140,8 +141,16 @@ unsafe fn user_name(
     ctx: *mut raw::RedisModuleCtx,
 ) -> Result<*mut raw::RedisModuleString, CmdError> {
     let id = rm!(RedisModule_GetClientId)(ctx);
+    let seen = &CONNECTIONS[(id % CONNECTIONS.len() as u64) as usize];
+    if id != 0 && seen.load(Ordering::Relaxed) == id {
+        return Ok(rm!(RedisModule_GetCurrentUserName)(ctx));
+    }
     let name = rm!(RedisModule_GetClientUserNameById)(ctx, id);
-    if !name.is_null() || replaying(ctx) {
+    if !name.is_null() {
+        seen.store(id, Ordering::Relaxed);
+        return Ok(name);
+    }
+    if replaying(ctx) {
         return Ok(name);
     }
     let probe = rm!(RedisModule_Call)(ctx, c"HELLO".as_ptr(), c"C".as_ptr());
@@ -159,6 +168,14 @@ unsafe fn user_name(
     rm!(RedisModule_FreeCallReply)(probe);
     Ok(rm!(RedisModule_GetCurrentUserName)(ctx))
 }
+
+/// Ids of clients Redis has found by id, i.e. connections, which always
+/// have a user (the replication link is recognised before this is asked).
+/// Client ids are never reused, so for these the user is read directly,
+/// without the lookup by id and its extra allocation. A slot holds the last
+/// id that hashed to it; a stale or overwritten slot only means one more
+/// lookup.
+static CONNECTIONS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 
 /// ENOTSUP on Linux, where the servers run.
 const ENOTSUP: i32 = 95;

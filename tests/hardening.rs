@@ -1166,6 +1166,13 @@ fn other_modules_may_call_the_commands() {
             panic!("ACL LOG");
         };
         assert_eq!(log.len(), 1, "{flavor:?}: one denial logged: {log:?}");
+        // A connection that changes user is checked as the new one at once.
+        let mut switching = RawConn::connect(s.port);
+        assert_eq!(call(&mut switching, &["CACHE.GETUSER", "1"]), bulk(value));
+        assert_eq!(call(&mut switching, &["AUTH", "sess", "pw"]), ok());
+        expect_error(&call(&mut switching, &["CACHE.GETUSER", "1"]), "NOPERM");
+        assert_eq!(call(&mut switching, &["AUTH", "default", ""]), ok());
+        assert_eq!(call(&mut switching, &["CACHE.GETUSER", "1"]), bulk(value));
         assert_eq!(call(&mut admin, &["PING"]), Resp::Simple(b"PONG".to_vec()));
         s.assert_log_clean();
     }
