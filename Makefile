@@ -57,8 +57,8 @@ lint:
 bench: build
 	scripts/bench.sh
 
-# Instructions and memory reads per request under callgrind: figures that do
-# not move with the load on the machine (needs valgrind; about a minute).
+# Instructions and memory reads per request under callgrind: figures that
+# hardly move with the load on the machine (needs valgrind; about a minute).
 bench-instructions: build
 	@command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)"; exit 1; }
 	scripts/bench-instructions.sh

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Instructions the server executes per request, and its reads that miss a
 # simulated 8 MiB last-level cache (each one a trip to memory), counted by
-# Valgrind's callgrind: figures that do not move with the load on the
-# machine, for the commands `make bench` times. Kernel time (sockets) is not
-# counted.
+# Valgrind's callgrind: figures that hardly move with the load on the
+# machine (a few percent, from the server's own timers), for the commands
+# `make bench` times. Kernel time (sockets) is not counted.
 #
 # For RATELIMIT.CHECK it also splits the count by what the check asks of the
 # server: the 8-field reply, replicating RATELIMIT.RECORD, the ACL check of
