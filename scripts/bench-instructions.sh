@@ -21,30 +21,12 @@ REQUESTS=${REQUESTS:-20000}
 IDS=${IDS:-100000}
 MODULE=$PWD/target/release/libcachekit.so
 
-for tool in "$SERVER" "$BENCH" redis-cli valgrind callgrind_control callgrind_annotate python3; do
-  command -v "$tool" >/dev/null || { echo "bench-instructions: $tool not found (scripts/install-deps.sh)" >&2; exit 1; }
-done
-[ -f "$MODULE" ] || { echo "bench-instructions: $MODULE missing; run cargo build --release" >&2; exit 1; }
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-dir=$(mktemp -d "${TMPDIR:-/tmp}/cachekit-instr.XXXXXX")
-valgrind --tool=callgrind --instr-atstart=no --cache-sim=yes --LL=8388608,16,64 --callgrind-out-file="$dir/cg.out" \
-  "$SERVER" --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-  --daemonize no --logfile server.log --loadmodule "$MODULE" >"$dir/valgrind.log" 2>&1 &
-server_pid=$!
-cleanup() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-cli() { redis-cli -p "$port" "$@"; }
-for _ in $(seq 300); do
-  [ "$(cli PING 2>/dev/null)" = PONG ] && break
-  sleep 0.1
-done
-[ "$(cli PING)" = PONG ] || { echo "bench-instructions: server did not start" >&2; cat "$dir/valgrind.log" >&2; exit 1; }
+NAME=bench-instructions
+# shellcheck source=scripts/bench-server.sh
+. scripts/bench-server.sh
+need_tools "$SERVER" "$BENCH" redis-cli valgrind callgrind_control callgrind_annotate python3
+start_server 30 valgrind --tool=callgrind --instr-atstart=no --cache-sim=yes --LL=8388608,16,64 \
+  --callgrind-out-file="$dir/cg.out" "$SERVER"
 
 cli CACHE.SETUSER 42 '{"id": 42, "username": "ivan", "first_name": "Иван", "role": "employee", "active": true}' TTL 86400 >/dev/null
 cli HSET bench:reply8 allowed 1 current_count 5 limit 100 remaining 95 retry_after 0 \

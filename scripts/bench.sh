@@ -28,36 +28,17 @@ CLIENTS=${CLIENTS:-50}
 PIN=${PIN:-1}
 MODULE=$PWD/target/release/libcachekit.so
 
-for tool in "$SERVER" "$BENCH" redis-cli python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/install-deps.sh)" >&2; exit 1; }
-done
-[ -f "$MODULE" ] || { echo "bench: $MODULE missing; run cargo build --release" >&2; exit 1; }
+NAME=bench
+# shellcheck source=scripts/bench-server.sh
+. scripts/bench-server.sh
+need_tools "$SERVER" "$BENCH" redis-cli python3
 
 server_cpu=() client_cpu=()
 if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
 fi
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-dir=$(mktemp -d "${TMPDIR:-/tmp}/cachekit-bench.XXXXXX")
 results=$dir/results
-# taskset execs the server, so $! is the server's own PID.
-"${server_cpu[@]}" "$SERVER" --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" \
-  --appendonly no --daemonize no --logfile server.log --loadmodule "$MODULE" &
-server_pid=$!
-cleanup() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-cli() { redis-cli -p "$port" "$@"; }
-for _ in $(seq 100); do
-  [ "$(cli PING 2>/dev/null)" = PONG ] && break
-  sleep 0.05
-done
-[ "$(cli PING)" = PONG ] || { echo "bench: server did not start" >&2; cat "$dir/server.log" >&2; exit 1; }
+start_server 10 "${server_cpu[@]}" "$SERVER"
 
 # The sliding log every Redis rate-limiting tutorial shows: one ZSET member
 # per admitted request, timed with the server's clock.
