@@ -10,7 +10,7 @@
 # (its main thread's, from /proc), which does not depend on how fast the
 # benchmark client parses replies.
 #
-# Environment: SERVER (redis-server), BENCH (redis-benchmark), ROUNDS (5),
+# Environment: SERVER (redis-server), BENCH (redis-benchmark), ROUNDS (9),
 # REQUESTS per command per round (200000), IDS (100000 distinct ids),
 # STEADY_IDS (1000 ids held at ~100 requests each), PIPELINE (16),
 # CLIENTS (50), PIN (1: server on CPU 0, client on CPU 1).
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 SERVER=${SERVER:-redis-server}
 BENCH=${BENCH:-redis-benchmark}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-9}
 REQUESTS=${REQUESTS:-200000}
 IDS=${IDS:-100000}
 STEADY_IDS=${STEADY_IDS:-1000}
