@@ -47,6 +47,7 @@ tests=(
   "INCR|INCR bench:counter:__rand_int__"
   "RATELIMIT.CHECK|RATELIMIT.CHECK __rand_int__ 1000 600"
   "HGETALL, 8 fields|HGETALL bench:reply8"
+  "CACHE.KEY user 42|CACHE.KEY user 42"
 )
 k=0
 for spec in "${tests[@]}"; do
