@@ -123,17 +123,19 @@ impl Drop for CurrentUser {
 /// client that runs as root.
 ///
 /// A connection is asked by its id, which is safe for any client (and
-/// remembered: see [`CONNECTIONS`]). The
-/// other clients have no id Redis can look up: the AOF loader and the
-/// replication link (replays), a script's own client (it carries the user
-/// of the script's caller), and the client of another module's `RM_Call`,
-/// which carries the calling user with the `C` flag and none (root)
-/// without. Reading the user of a client that has none crashes Redis 7.0
-/// and Valkey 8, and nothing else tells these clients apart: `RM_Call`
-/// with the `C` flag refuses, with ENOTSUP, to run anything for a client
-/// without a user. The probe is `HELLO` without arguments: a command every
-/// user may run (it needs no authentication), so it never adds to
-/// `ACL LOG`, and it changes nothing.
+/// remembered: see [`CONNECTIONS`]). The other clients have no id Redis
+/// can look up: the AOF loader and the replication link (replays), a
+/// script's own client (it carries the user of the script's caller), and
+/// the client of another module's `RM_Call`, which carries the calling
+/// user with the `C` flag and none (root) without. Reading the user of a client that has none crashes Redis 7.0
+/// and Valkey 8, and nothing else tells these clients apart than this
+/// probe: `RM_Call` of `HELLO` with the `C` (check ACL as the client's
+/// user) and `S` (script mode) flags. For a client without a user it stops
+/// at the first check, with ENOTSUP; for any other it stops at the second,
+/// with ESPIPE, because `HELLO` may not run from scripts. So `HELLO` never
+/// runs: nothing changes, nothing is counted in `INFO commandstats`, and
+/// as `HELLO` needs no authentication the ACL check between never adds to
+/// `ACL LOG`.
 ///
 /// # Safety
 /// `ctx` is the live context of the current command.
@@ -153,20 +155,20 @@ unsafe fn user_name(
     if replaying(ctx) {
         return Ok(name);
     }
-    let probe = rm!(RedisModule_Call)(ctx, c"HELLO".as_ptr(), c"C".as_ptr());
-    if probe.is_null() {
-        let errno = std::io::Error::last_os_error().raw_os_error();
-        if errno == Some(ENOTSUP) {
-            return Ok(std::ptr::null_mut());
-        }
-        // Any user may run HELLO: a refusal for another reason leaves the
-        // user unknown, and unknown is not allowed through.
-        return Err(CmdError::Static(
-            "NOPERM the calling user could not be determined, so its key permissions cannot be checked",
-        ));
+    let probe = rm!(RedisModule_Call)(ctx, c"HELLO".as_ptr(), c"CS".as_ptr());
+    if !probe.is_null() {
+        rm!(RedisModule_FreeCallReply)(probe);
+        return Ok(rm!(RedisModule_GetCurrentUserName)(ctx));
     }
-    rm!(RedisModule_FreeCallReply)(probe);
-    Ok(rm!(RedisModule_GetCurrentUserName)(ctx))
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(ENOTSUP) => Ok(std::ptr::null_mut()),
+        Some(ESPIPE) => Ok(rm!(RedisModule_GetCurrentUserName)(ctx)),
+        // Any user may run HELLO: another refusal leaves the user unknown,
+        // and unknown is not let through.
+        _ => Err(CmdError::Static(
+            "NOPERM the calling user could not be determined, so its key permissions cannot be checked",
+        )),
+    }
 }
 
 /// Ids of clients Redis has found by id, i.e. connections, which always
@@ -177,8 +179,9 @@ unsafe fn user_name(
 /// lookup.
 static CONNECTIONS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 
-/// ENOTSUP on Linux, where the servers run.
+/// The errno values `RM_Call` reports, as on Linux, where the servers run.
 const ENOTSUP: i32 = 95;
+const ESPIPE: i32 = 29;
 
 /// False only while this server is known to be a primary: then no command
 /// can come from a replication link. Starts true (the safe answer) until

@@ -1132,10 +1132,16 @@ fn other_modules_may_call_the_commands() {
             };
             assert_eq!(fields.first(), Some(&bulk("allowed")));
         }
-        // From a script, and through a module called by a script.
+        // From a script, through a module called by a script, and from a
+        // script a module runs (its client, and so the script's, has no user).
         let script = "return redis.call('CALLER.CALL', '-', 'CACHE.GETUSER', '1')";
+        let direct = "return redis.call('CACHE.GETUSER', '1')";
         for _ in 0..2 {
             assert_eq!(call(&mut admin, &["EVAL", script, "0"]), bulk(value));
+            assert_eq!(
+                call(&mut admin, &["CALLER.CALL", "-", "EVAL", direct, "0"]),
+                bulk(value)
+            );
         }
         // With the C flag a module call runs as the calling user, and
         // without it as root, as Redis runs any command it calls.
@@ -1166,6 +1172,15 @@ fn other_modules_may_call_the_commands() {
             panic!("ACL LOG");
         };
         assert_eq!(log.len(), 1, "{flavor:?}: one denial logged: {log:?}");
+        // The probe that tells a script's client from a module's never runs
+        // a command.
+        let Resp::Bulk(stats) = call(&mut admin, &["INFO", "commandstats"]) else {
+            panic!("INFO commandstats");
+        };
+        assert!(
+            !String::from_utf8_lossy(&stats).contains("cmdstat_hello"),
+            "{flavor:?}: HELLO ran"
+        );
         // A connection that changes user is checked as the new one at once.
         let mut switching = RawConn::connect(s.port);
         assert_eq!(call(&mut switching, &["CACHE.GETUSER", "1"]), bulk(value));
