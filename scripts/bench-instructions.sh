@@ -15,11 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVER=${SERVER:-redis-server}
-BENCH=${BENCH:-redis-benchmark}
 REQUESTS=${REQUESTS:-20000}
 IDS=${IDS:-100000}
-MODULE=$PWD/target/release/libcachekit.so
 
 NAME=bench-instructions
 # shellcheck source=scripts/bench-server.sh

@@ -1,7 +1,11 @@
-# Sourced by the benchmark scripts: a server with the module on a free
-# loopback port and a scratch directory, stopped by its PID on exit.
-# Before sourcing set NAME (for messages) and MODULE; after it, `dir` is the
-# scratch directory, and `start_server` starts the server.
+# Sourced by the benchmark scripts, from the repository root: a server with
+# the module on a free loopback port and a scratch directory, stopped by its
+# PID on exit. Before sourcing set NAME (for messages); after it, `dir` is
+# the scratch directory, and `start_server` starts the server.
+
+SERVER=${SERVER:-redis-server}
+BENCH=${BENCH:-redis-benchmark}
+MODULE=$PWD/target/release/libcachekit.so
 
 need_tools() {
   local tool

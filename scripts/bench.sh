@@ -17,8 +17,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVER=${SERVER:-redis-server}
-BENCH=${BENCH:-redis-benchmark}
 ROUNDS=${ROUNDS:-9}
 REQUESTS=${REQUESTS:-200000}
 IDS=${IDS:-100000}
@@ -26,7 +24,6 @@ STEADY_IDS=${STEADY_IDS:-1000}
 PIPELINE=${PIPELINE:-16}
 CLIENTS=${CLIENTS:-50}
 PIN=${PIN:-1}
-MODULE=$PWD/target/release/libcachekit.so
 
 NAME=bench
 # shellcheck source=scripts/bench-server.sh

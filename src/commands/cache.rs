@@ -65,19 +65,18 @@ pub fn parse_set_options(
     Ok(ttl)
 }
 
-/// Stores the client's JSON text at `key` with `ttl_s`, refusing other types,
-/// and replicates the effect with its absolute expiry.
+/// Stores the client's JSON text at `name` with `ttl_s`, refusing other
+/// types, and replicates the effect with its absolute expiry.
 pub fn store_json(
     reply: &Reply,
-    key: &[u8],
+    name: &OwnedString,
     value_arg: usize,
     args: &Args,
     ttl_s: i64,
 ) -> CmdResult {
     let ctx = reply.ctx();
-    let name = OwnedString::new(key);
     let value = args.raw(value_arg).ok_or(CmdError::WrongArity)?;
-    let k = open_checked(ctx, &name, Access::Write)?;
+    let k = open_checked(ctx, name, Access::Write)?;
     k.expect_string_or_empty()?;
     let at = k.set_string_with_ttl(value, ttl_s * 1000)?;
     drop(k);
@@ -85,19 +84,14 @@ pub fn store_json(
     replicate(
         ctx,
         c"SET",
-        &[key, args.bytes(value_arg), b"PXAT", at.as_bytes()],
+        &[name.bytes(), args.bytes(value_arg), b"PXAT", at.as_bytes()],
     );
     reply.ok();
     Ok(())
 }
 
-/// Replies the JSON text at `key` or nil, counting a hit or a miss.
-pub fn fetch_json(reply: &Reply, key: &[u8], ns: Namespace) -> CmdResult {
-    fetch_json_at(reply, &OwnedString::new(key), ns)
-}
-
-/// [`fetch_json`] for a key name already made.
-fn fetch_json_at(reply: &Reply, name: &OwnedString, ns: Namespace) -> CmdResult {
+/// Replies the JSON text at `name` or nil, counting a hit or a miss.
+pub fn fetch_json(reply: &Reply, name: &OwnedString, ns: Namespace) -> CmdResult {
     let k = open_checked(reply.ctx(), name, Access::Read)?;
     match k.read_string()? {
         Some(v) => {
@@ -137,7 +131,7 @@ fn set_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> 
     json_shape::validate(args.bytes(2), kind.shape, "value").map_err(CmdError::msg)?;
     let ttl = parse_set_options(args, 3, kind, &mut no_extra)?;
     let name = user_scoped_key(args, ukind)?;
-    store_json(reply, name.bytes(), 2, args, ttl)
+    store_json(reply, &name, 2, args, ttl)
 }
 
 fn get_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> CmdResult {
@@ -145,7 +139,7 @@ fn get_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> 
         return Err(CmdError::WrongArity);
     }
     let name = user_scoped_key(args, ukind)?;
-    fetch_json_at(reply, &name, kind.namespace)
+    fetch_json(reply, &name, kind.namespace)
 }
 
 pub fn setuser(reply: &Reply, args: &Args) -> CmdResult {

@@ -9,6 +9,7 @@ use crate::json_shape::{self, Shape};
 use crate::keys;
 use crate::pyjson;
 use crate::stats::Namespace;
+use crate::store::OwnedString;
 
 const SEARCH: Kind = Kind {
     namespace: Namespace::Search,
@@ -103,7 +104,7 @@ pub fn setsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
         }
     })?;
     let key = search_key(args, 1, &filters)?;
-    store_json(reply, &key, 3, args, ttl)
+    store_json(reply, &OwnedString::new(&key), 3, args, ttl)
 }
 
 pub fn getsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
@@ -112,7 +113,7 @@ pub fn getsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
     }
     let filters = get_search_filters(args, 3)?;
     let key = search_key(args, 1, &filters)?;
-    fetch_json(reply, &key, Namespace::Search)
+    fetch_json(reply, &OwnedString::new(&key), Namespace::Search)
 }
 
 /// `<a> <b> <c> <json> [TTL s]`: the shape of SETRAG and SETTRANSLATION.
@@ -128,7 +129,7 @@ fn set_three_part(
     json_shape::validate(args.bytes(4), kind.shape, "value").map_err(CmdError::msg)?;
     let ttl = parse_set_options(args, 5, kind, &mut |_, _| Ok(None))?;
     let key = key(args, 1)?;
-    store_json(reply, &key, 4, args, ttl)
+    store_json(reply, &OwnedString::new(&key), 4, args, ttl)
 }
 
 pub fn setrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
@@ -140,7 +141,7 @@ pub fn getrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
         return Err(CmdError::WrongArity);
     }
     let key = rag_key(args, 1)?;
-    fetch_json(reply, &key, Namespace::Rag)
+    fetch_json(reply, &OwnedString::new(&key), Namespace::Rag)
 }
 
 pub fn settranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
@@ -152,5 +153,5 @@ pub fn gettranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
         return Err(CmdError::WrongArity);
     }
     let key = translation_key(args, 1)?;
-    fetch_json(reply, &key, Namespace::Translation)
+    fetch_json(reply, &OwnedString::new(&key), Namespace::Translation)
 }
