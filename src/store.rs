@@ -153,11 +153,17 @@ impl Key {
     }
 
     /// Replaces the value with `data`, reusing the existing string's buffer.
+    /// A new key is created by the truncate as a plain (raw) string, which
+    /// later writes change in place; a string made with `StringSet` would
+    /// be a small embedded one that Redis copies again on the next write.
     pub fn write_bytes(&self, data: &[u8]) -> Result<(), CmdError> {
         let ok = raw::REDISMODULE_OK as c_int;
-        if self.key_type() == raw::REDISMODULE_KEYTYPE_STRING as c_int {
-            // SAFETY: key opened for writing and holding a string; after the
-            // truncate the DMA pointer addresses exactly `data.len()` writable bytes.
+        let t = self.key_type();
+        if t == raw::REDISMODULE_KEYTYPE_STRING as c_int
+            || (t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int && !data.is_empty())
+        {
+            // SAFETY: key opened for writing, empty or holding a string; after
+            // the truncate the DMA pointer addresses exactly `data.len()` writable bytes.
             unsafe {
                 if rm!(RedisModule_StringTruncate)(self.ptr, data.len()) != ok {
                     return Err(CmdError::Static("ERR could not write the key"));
