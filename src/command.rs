@@ -282,10 +282,12 @@ fn set_command_info(
     // SAFETY: an all-zero key spec is the array terminator the API expects.
     let mut specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
     if def.route_arg > 0 {
+        // Without an access kind (ACCESS, UPDATE, ...) Redis's ACL only
+        // matches the key name and lets a read-only pattern (%R~) write.
         let mut flags = if def.flags.contains("write") {
-            raw::REDISMODULE_CMD_KEY_RW as u64
+            (raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE) as u64
         } else {
-            raw::REDISMODULE_CMD_KEY_RO as u64
+            (raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS) as u64
         };
         if !def.route_is_key {
             flags |= raw::REDISMODULE_CMD_KEY_NOT_KEY as u64;
