@@ -232,6 +232,63 @@ fn acl_key_patterns_apply_to_the_keys_the_module_builds() {
         assert!(!call(&mut lim, &["RATELIMIT.INFO", "5"]).is_error());
         expect_error(&call(&mut lim, &["RATELIMIT.CHECK", "5"]), "NOPERM");
         expect_error(&call(&mut lim, &["RATELIMIT.RESET", "5"]), "NOPERM");
+        // RATELIMIT.RECORD names its real key, which Redis checks itself:
+        // a read-only pattern may not write through it.
+        assert_eq!(
+            call(
+                &mut admin,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "recro",
+                    "on",
+                    ">pw",
+                    "+@all",
+                    "%R~rate_limit:*"
+                ]
+            ),
+            ok()
+        );
+        let mut recro = login(&s, "recro");
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        let record = [
+            "RATELIMIT.RECORD",
+            "rate_limit:default:rec",
+            now_ms.as_str(),
+            "5",
+            "60000",
+            "1",
+        ];
+        expect_error(&call(&mut recro, &record), "NOPERM");
+        assert_eq!(
+            call(&mut admin, &["EXISTS", "rate_limit:default:rec"]),
+            Resp::Int(0)
+        );
+        assert_eq!(
+            call(
+                &mut admin,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "recrw",
+                    "on",
+                    ">pw",
+                    "+@all",
+                    "~rate_limit:*"
+                ]
+            ),
+            ok()
+        );
+        let mut recrw = login(&s, "recrw");
+        assert_eq!(call(&mut recrw, &record), ok());
+        assert_eq!(
+            call(&mut admin, &["DEL", "rate_limit:default:rec"]),
+            Resp::Int(1)
+        );
 
         // Nothing a refused command touched changed.
         assert_eq!(call(&mut admin, &["GET", "user:5"]), bulk(r#"{"u":5}"#));
