@@ -147,10 +147,6 @@ impl<'a> Entries<'a> {
     pub(crate) fn remaining_bytes(&self) -> &'a [u8] {
         self.reader.rest()
     }
-
-    pub(crate) fn is_done(&self) -> bool {
-        self.reader.at_end()
-    }
 }
 
 fn read_entry(reader: &mut Reader<'_>, prev_t: u64) -> Result<(u64, u64), StateError> {
@@ -236,6 +232,48 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, StateError> {
             last_t,
         },
     })
+}
+
+/// Checks the entries after a kept one: their counts add up to `count` and
+/// the newest is at `last_t` (the kept entry's own time when there are none).
+/// Sums and times only grow, so comparing them at the end is enough.
+pub(crate) fn check_rest(rest: &Entries<'_>, count: u64, last_t: u64) -> Result<(), StateError> {
+    let buf = rest.reader.rest();
+    let mut i = 0;
+    let mut t = rest.prev_t;
+    let mut sum: u64 = 0;
+    while i < buf.len() {
+        // Most entries have cost 1 and come under 64 ms (one byte) or 8 s
+        // (two bytes) after the previous one: these take a few instructions.
+        let b = buf[i];
+        if b & 0x81 == 0x01 {
+            t = t.saturating_add(u64::from(b >> 1));
+            sum += 1;
+            i += 1;
+            continue;
+        }
+        if b & 0x81 == 0x81 && i + 1 < buf.len() {
+            let high = buf[i + 1];
+            if high & 0x80 == 0 && high != 0 {
+                t = t.saturating_add(u64::from((b & 0x7f) >> 1) | u64::from(high) << 6);
+                sum += 1;
+                i += 2;
+                continue;
+            }
+        }
+        let mut reader = Reader { buf, pos: i };
+        let (next_t, c) = read_entry(&mut reader, t)?;
+        t = next_t;
+        sum = sum.saturating_add(c);
+        i = reader.pos;
+    }
+    if sum != count {
+        return Err(corrupt("entry counts do not add up to stored total"));
+    }
+    if t != last_t {
+        return Err(corrupt("newest entry does not match stored newest time"));
+    }
+    Ok(())
 }
 
 /// O(n) check of the whole value: counts add up to the total and the last

@@ -23,11 +23,11 @@
 //! `expire_at_ms`) is only replaced by an allowed check or `record`.
 //! Entries already dropped under a shorter old window are not brought back.
 //!
-//! Cost: a check reads the header, drops the entries that left the window
-//! (each entry is dropped once, so this is amortized O(1) per admitted
-//! request), then copies the remaining bytes and appends one entry. A
-//! denied check scans at most `cost` units (dropped ones included) when the
-//! stored total is within the limit, so a denied cost-1 check is O(1).
+//! Cost: every check and peek decodes the whole value once, O(entries) at
+//! a few instructions per entry, so that a damaged value (one written by
+//! something else than this module) is refused before anything is decided
+//! or written. An allowed check then copies the entries still counted and
+//! appends one.
 
 use std::fmt;
 
@@ -169,8 +169,8 @@ fn ms_left(t: u64, window_ms: u64, now_ms: u64) -> u64 {
     u64::try_from(left).unwrap_or(u64::MAX)
 }
 
-/// Decodes the state and skips the entries no longer counted at `now`.
-/// Costs O(skipped entries).
+/// Decodes the state, skips the entries no longer counted at `now` and
+/// checks the rest. Costs O(entries), a few instructions per entry.
 fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'_>, StateError> {
     let Some(bytes) = state else {
         return Ok(Live {
@@ -192,10 +192,10 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                 .checked_sub(dropped)
                 .filter(|n| *n >= c)
                 .ok_or(StateError::Corrupt("entry counts exceed stored total"))?;
-            // Cheap consistency check when the kept entry is the last one.
-            if rest.is_done() && (count != c || t != d.last_t) {
-                return Err(StateError::Corrupt("last entry does not match header"));
-            }
+            // The kept entries are copied into the next state undecoded, so
+            // they are checked here: a damaged value is refused before
+            // anything is decided or written, not carried along.
+            codec::check_rest(&rest, count - c, d.last_t)?;
             return Ok(Live {
                 count,
                 kept: Some(Kept { t, count: c, rest }),
@@ -790,6 +790,38 @@ mod tests {
         assert!(hit(&mut s, 0, rule(1), 1).allowed);
         let d = hit(&mut s, 5, rule(1), 1);
         assert_eq!(d.retry_after_ms, (W - 5) as i64);
+    }
+
+    #[test]
+    fn damage_after_the_first_counted_entry_is_refused() {
+        let mut s = None;
+        for t in [T0, T0 + 1, T0 + 2, T0 + 3] {
+            assert!(hit(&mut s, t, rule(10), 1).allowed);
+        }
+        let good = s.unwrap();
+        // Drop the newest entry (one byte: delta 1, cost 1), keep the header.
+        let short = &good[..good.len() - 1];
+        // A middle entry's delta changed: the times no longer reach the newest.
+        let mut bent = good.clone();
+        let middle = bent.len() - 2;
+        bent[middle] = 0x05;
+        for v in [short, &bent[..]] {
+            assert!(info(v, T0 + 4).is_err(), "{v:?}");
+            for cost in [1, 10] {
+                assert!(
+                    matches!(
+                        peek(Some(v), T0 + 4, rule(10), cost),
+                        Err(StateError::Corrupt(_))
+                    ),
+                    "{v:?}"
+                );
+                let mut out = Vec::new();
+                assert!(
+                    check_and_store(Some(v), T0 + 4, rule(10), cost, &mut out).is_err(),
+                    "{v:?}"
+                );
+            }
+        }
     }
 
     #[test]
