@@ -77,6 +77,7 @@ fn missing_api() -> Option<&'static str> {
         RedisModule_KeyType,
         RedisModule_Log,
         RedisModule_Milliseconds,
+        RedisModule_NotifyKeyspaceEvent,
         RedisModule_OpenKey,
         RedisModule_Replicate,
         RedisModule_ReplicateVerbatim,

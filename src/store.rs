@@ -234,6 +234,16 @@ pub fn replicate(ctx: *mut raw::RedisModuleCtx, cmd: &CStr, args: &[&[u8]]) {
     }
 }
 
+/// Sends keyspace event `event` of `class` for `key`, as Redis's own
+/// commands do; cheap when notifications are off.
+pub fn notify(ctx: *mut raw::RedisModuleCtx, class: c_int, event: &CStr, key: &OwnedString) {
+    // SAFETY: live context; `event` is NUL-terminated and `key` a live
+    // string; Redis copies or takes its own reference to what it keeps.
+    unsafe {
+        rm!(RedisModule_NotifyKeyspaceEvent)(ctx, class, event.as_ptr(), key.ptr());
+    }
+}
+
 /// Current Unix time in ms.
 pub fn now_ms() -> i64 {
     // SAFETY: no arguments; present in every supported server.

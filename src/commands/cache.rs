@@ -2,6 +2,8 @@
 
 use std::sync::atomic::AtomicI64;
 
+use redis_module::raw;
+
 use crate::acl::{check_keys, open_checked, Access};
 use crate::args::{int_in, is_token, syntax_error};
 use crate::command::{Args, CmdError, CmdResult};
@@ -10,7 +12,7 @@ use crate::json_shape::{self, Shape};
 use crate::keys::{self, KeyStyle, UserKind};
 use crate::reply::Reply;
 use crate::stats::{Namespace, COUNTERS};
-use crate::store::{key_name, replicate, Key, Mode, OwnedString};
+use crate::store::{key_name, notify, replicate, Key, Mode, OwnedString};
 
 /// What a pair of SET/GET commands stores.
 pub struct Kind {
@@ -80,6 +82,9 @@ pub fn store_json(
     k.expect_string_or_empty()?;
     let at = k.set_string_with_ttl(value, ttl_s * 1000)?;
     drop(k);
+    // The events `SET key value EX n` sends.
+    notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
+    notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
     let at = at.to_string();
     replicate(
         ctx,
@@ -180,6 +185,7 @@ pub fn invalidateuser(reply: &Reply, args: &Args) -> CmdResult {
     for name in &names {
         let k = Key::open(ctx, name, Mode::Write);
         if k.exists() && k.delete() {
+            notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name);
             deleted.push(name.bytes());
         }
     }

@@ -17,7 +17,7 @@ use crate::limiter::{
 };
 use crate::reply::{rm, Reply};
 use crate::stats::COUNTERS;
-use crate::store::{key_name, now_ms, replicate, Key, Mode, OwnedString};
+use crate::store::{key_name, notify, now_ms, replicate, Key, Mode, OwnedString};
 
 thread_local! {
     // Commands run on Redis's main thread: one scratch buffer serves every check.
@@ -177,11 +177,19 @@ fn reply_decision(reply: &Reply, d: &Decision, now_ms: u64) {
 /// Writes a new limiter state and, when it moved, its expiry. The expiry
 /// is a function of the state (newest entry + window, rounded up to a
 /// second), so most checks leave it alone and skip the two hash lookups
-/// that reading and setting it would cost.
-fn store_state(key: &Key, state: &[u8], expiry: Expiry) -> CmdResult {
+/// that reading and setting it would cost. Sends the matching keyspace events.
+fn store_state(
+    ctx: *mut raw::RedisModuleCtx,
+    name: &OwnedString,
+    key: &Key,
+    state: &[u8],
+    expiry: Expiry,
+) -> CmdResult {
     key.write_bytes(state)?;
+    notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"ratelimit", name);
     if expiry.changed {
         key.set_abs_expire(i64::try_from(expiry.at_ms).unwrap_or(i64::MAX));
+        notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
     }
     Ok(())
 }
@@ -323,7 +331,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
         let (d, expiry) = limiter::check_and_store(key.read_string()?, now, rule, a.cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
         if let Some(expiry) = expiry {
-            store_state(&key, &buf, expiry)?;
+            store_state(ctx, &name, &key, &buf, expiry)?;
             replicate_record(ctx, &name, now, rule, a.cost);
         }
         COUNTERS.limiter(d.allowed);
@@ -395,6 +403,7 @@ pub fn reset(reply: &Reply, args: &Args) -> CmdResult {
     let existed = key.exists() && key.delete();
     drop(key);
     if existed {
+        notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", &name);
         replicate(ctx, c"DEL", &[name.bytes()]);
     }
     reply.int(i64::from(existed));
@@ -425,7 +434,7 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
         let rule = Rule { limit, window_ms };
         let expiry = limiter::record(key.read_string()?, at, rule, cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
-        store_state(&key, &buf, expiry)?;
+        store_state(ctx, &name, &key, &buf, expiry)?;
         // SAFETY: live context; RECORD is deterministic, so it replicates as sent.
         unsafe {
             rm!(RedisModule_ReplicateVerbatim)(ctx);
