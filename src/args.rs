@@ -3,12 +3,39 @@
 
 use crate::command::CmdError;
 
+/// A signed 64-bit integer written as Redis's `string2ll` accepts it: an
+/// optional `-` and decimal digits, with no `+`, no leading zero (`0` alone is
+/// fine, `-0` is not), no spaces and nothing else around. Exactly the strings
+/// `v.to_string()` gives for some `i64` are accepted.
+pub fn parse_ll(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits {
+        [b'0'] if !negative => return Some(0),
+        [b'1'..=b'9', ..] => {}
+        _ => return None,
+    }
+    let mut v: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    if negative {
+        // Down to i64::MIN, whose magnitude is one more than i64::MAX.
+        0i64.checked_sub_unsigned(v)
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
 /// An integer argument within `min..=max`, else
 /// `ERR <what> is not an integer or out of range (allowed: min to max)`.
 pub fn int_in(bytes: &[u8], what: &str, min: i64, max: i64) -> Result<i64, CmdError> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
+    parse_ll(bytes)
         .filter(|v| (min..=max).contains(v))
         .ok_or_else(|| {
             CmdError::msg(format!(
@@ -55,6 +82,63 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_parsed_like_string2ll() {
+        for (text, v) in [
+            ("0", 0),
+            ("7", 7),
+            ("-7", -7),
+            ("10", 10),
+            ("-100", -100),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+        ] {
+            assert_eq!(parse_ll(text.as_bytes()), Some(v), "{text:?}");
+        }
+        for bad in [
+            "",
+            "-",
+            "+",
+            "+5",
+            "+0",
+            "007",
+            "05",
+            "00",
+            "-0",
+            "-05",
+            "--5",
+            " 5",
+            "5 ",
+            " ",
+            "1e3",
+            "0x10",
+            "1.5",
+            "1_000",
+            "٣",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551616",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_ll(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(parse_ll(b"5\0"), None);
+        assert_eq!(parse_ll(b"\xff"), None);
+    }
+
+    #[test]
+    fn int_in_refuses_what_redis_refuses() {
+        for bad in [&b"+5"[..], b"007", b"05", b"-0", b"5 "] {
+            let e = int_in(bad, "TTL", -10, 1000).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                "ERR TTL is not an integer or out of range (allowed: -10 to 1000)"
+            );
+        }
+        assert_eq!(int_in(b"0", "TTL", -10, 1000), Ok(0));
+        assert_eq!(int_in(b"-10", "TTL", -10, 1000), Ok(-10));
+    }
+
+    #[test]
     fn tokens_ignore_case() {
         assert!(is_token(b"ttl", "TTL"));
         assert!(!is_token(b"TTLX", "TTL"));
@@ -90,6 +174,24 @@ mod props {
         fn accepted_integers_are_what_they_say(s in "[-+ 0-9a-z.]{0,24}") {
             if let Ok(v) = int_in(s.as_bytes(), "n", i64::MIN, i64::MAX) {
                 prop_assert_eq!(s.parse::<i64>().ok(), Some(v));
+            }
+        }
+
+        #[test]
+        fn parse_ll_accepts_exactly_the_canonical_form(s in "[-+ 0-9x]{0,22}") {
+            let canonical = s.parse::<i64>().ok().filter(|v| v.to_string() == s);
+            prop_assert_eq!(parse_ll(s.as_bytes()), canonical, "{:?}", s);
+        }
+
+        #[test]
+        fn parse_ll_reads_back_every_i64(v in any::<i64>()) {
+            prop_assert_eq!(parse_ll(v.to_string().as_bytes()), Some(v));
+        }
+
+        #[test]
+        fn parse_ll_never_panics(bytes in vec(any::<u8>(), 0..48)) {
+            if let Some(v) = parse_ll(&bytes) {
+                prop_assert_eq!(v.to_string().into_bytes(), bytes);
             }
         }
 

@@ -9,6 +9,7 @@ use redis_module::configuration::{
 };
 use redis_module::{enum_configuration, Context, RedisError, RedisString};
 
+use crate::args::parse_ll;
 use crate::keys::KeyStyle;
 use crate::policy::Policies;
 
@@ -134,13 +135,19 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     pub fn parse(args: &[RedisString]) -> Result<LoadArgs, String> {
+        let texts: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
+        LoadArgs::from_texts(&texts)
+    }
+
+    /// Names in any case, as Redis takes config names.
+    fn from_texts(args: &[String]) -> Result<LoadArgs, String> {
         if !args.len().is_multiple_of(2) {
             return Err("module arguments must be name/value pairs, e.g. user-ttl 900".into());
         }
         let mut pairs = Vec::new();
         for pair in args.chunks(2) {
-            let name = pair[0].to_string_lossy().to_ascii_lowercase();
-            let value = pair[1].to_string_lossy();
+            let name = pair[0].to_ascii_lowercase();
+            let value = pair[1].clone();
             let known = TTL_CONFIGS.iter().any(|(n, _, _)| *n == name)
                 || name == "key-style"
                 || name == "ratelimit-policies";
@@ -163,6 +170,17 @@ impl LoadArgs {
     }
 }
 
+/// A `key-style` value, in any case as `CONFIG SET` takes it.
+fn parse_key_style(value: &str) -> Result<KeyStyleOption, String> {
+    if value.eq_ignore_ascii_case("plain") {
+        Ok(KeyStyleOption::plain)
+    } else if value.eq_ignore_ascii_case("tagged") {
+        Ok(KeyStyleOption::tagged)
+    } else {
+        Err(format!("key-style must be plain or tagged, got '{value}'"))
+    }
+}
+
 /// Registers every config with its load-time value (or default) and loads
 /// those given in the config file.
 pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
@@ -171,9 +189,7 @@ pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
     for (name, cell, documented) in TTL_CONFIGS {
         let default = match args.get(name) {
             None => documented,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
+            Some(v) => parse_ll(v.as_bytes())
                 .filter(|t| (1..=MAX_TTL).contains(t))
                 .ok_or_else(|| {
                     format!("{name} must be an integer from 1 to {MAX_TTL}, got '{v}'")
@@ -192,10 +208,10 @@ pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
         );
     }
 
-    let style = match args.get("key-style") {
-        None | Some("plain") => KeyStyleOption::plain,
-        Some("tagged") => KeyStyleOption::tagged,
-        Some(other) => return Err(format!("key-style must be plain or tagged, got '{other}'")),
+    let style = match args.get("key-style").map(parse_key_style) {
+        None => KeyStyleOption::plain,
+        Some(Ok(style)) => style,
+        Some(Err(e)) => return Err(e),
     };
     KEY_STYLE.0.store(style.clone() as u8, Ordering::Relaxed);
     register_enum_configuration(
@@ -240,4 +256,42 @@ pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_args(args: &[&str]) -> Result<LoadArgs, String> {
+        let texts: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        LoadArgs::from_texts(&texts)
+    }
+
+    #[test]
+    fn load_argument_names_ignore_case() {
+        let a = load_args(&["KEY-STYLE", "TAGGED", "User-TTL", "900"]).unwrap();
+        assert_eq!(a.get("key-style"), Some("TAGGED"));
+        assert_eq!(a.get("user-ttl"), Some("900"));
+        // The last of several spellings wins.
+        let a = load_args(&["user-ttl", "1", "USER-TTL", "2"]).unwrap();
+        assert_eq!(a.get("user-ttl"), Some("2"));
+        assert!(load_args(&["nope", "1"]).is_err());
+        assert!(load_args(&["user-ttl"]).is_err());
+    }
+
+    #[test]
+    fn key_style_values_ignore_case() {
+        for v in ["plain", "PLAIN", "Plain"] {
+            assert_eq!(parse_key_style(v), Ok(KeyStyleOption::plain), "{v}");
+        }
+        for v in ["tagged", "TAGGED", "TaGgEd"] {
+            assert_eq!(parse_key_style(v), Ok(KeyStyleOption::tagged), "{v}");
+        }
+        for v in ["", "fancy", " tagged", "tagged ", "plain\0"] {
+            assert_eq!(
+                parse_key_style(v),
+                Err(format!("key-style must be plain or tagged, got '{v}'"))
+            );
+        }
+    }
 }

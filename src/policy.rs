@@ -1,5 +1,6 @@
 //! `ratelimit-policies`: named rules `action:limit/window_seconds`, space separated.
 
+use crate::args::parse_ll;
 use crate::limiter::{Rule, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,16 +56,14 @@ fn parse_item(item: &str) -> Result<(&str, Rule), String> {
             "'{item}': the action must not contain '{{' or '}}'"
         ));
     }
-    let limit: u64 = limit
-        .parse()
-        .ok()
+    let limit: u64 = parse_ll(limit.as_bytes())
+        .and_then(|l| u64::try_from(l).ok())
         .filter(|l| (1..=MAX_LIMIT).contains(l))
         .ok_or_else(|| format!("'{item}': the limit must be an integer from 1 to {MAX_LIMIT}"))?;
     let max_window_s = MAX_WINDOW_MS / 1000;
     let min_window_s = MIN_WINDOW_MS / 1000;
-    let window_s: u64 = window
-        .parse()
-        .ok()
+    let window_s: u64 = parse_ll(window.as_bytes())
+        .and_then(|w| u64::try_from(w).ok())
         .filter(|w| (min_window_s..=max_window_s).contains(w))
         .ok_or_else(|| {
             format!("'{item}': the window must be an integer from {min_window_s} to {max_window_s} seconds")
@@ -124,6 +123,17 @@ mod tests {
             "a{b:1/1",
             "a:1/1/1",
             "a:1.5/60",
+            // Integers as Redis's string2ll reads them: no sign, no leading zero.
+            "a:+5/60",
+            "a:5/+60",
+            "a:+5/+60",
+            "a:05/60",
+            "a:5/060",
+            "a:05/060",
+            "a:-0/60",
+            "a: 5/60",
+            "a:1e3/60",
+            "a:0x10/60",
         ] {
             assert!(Policies::parse(bad).is_err(), "{bad}");
         }

@@ -123,6 +123,13 @@ fn bad_load_arguments_refuse_to_load() {
             vec!["user-ttl", "abc"],
             vec!["nope", "1"],
             vec!["key-style"],
+            vec!["key-style", "fancy"],
+            // Integers as Redis's string2ll reads them.
+            vec!["user-ttl", "+5"],
+            vec!["user-ttl", "007"],
+            vec!["user-ttl", " 5"],
+            vec!["ratelimit-policies", "a:+5/60"],
+            vec!["ratelimit-policies", "a:05/060"],
         ] {
             let opts = common::Options {
                 module_args: args.iter().map(|s| s.to_string()).collect(),
@@ -137,6 +144,104 @@ fn bad_load_arguments_refuse_to_load() {
             }
         }
     }
+}
+
+#[test]
+fn load_argument_names_and_enum_values_ignore_case() {
+    for flavor in Flavor::ALL {
+        for args in [
+            ["key-style", "TAGGED"],
+            ["KEY-STYLE", "Tagged"],
+            ["key-style", "tagged"],
+        ] {
+            let s = Server::with_module_args(flavor, &args);
+            let mut c = s.conn();
+            let v: Vec<String> = cmd("CONFIG")
+                .arg("GET")
+                .arg("cachekit.key-style")
+                .query(&mut c)
+                .unwrap();
+            assert_eq!(v, ["cachekit.key-style", "tagged"], "{flavor:?} {args:?}");
+            let _: () = cmd("CACHE.SETUSER").arg(5).arg("{}").query(&mut c).unwrap();
+            let n: i64 = c.exists("user:{5}").unwrap();
+            assert_eq!(n, 1, "{flavor:?} {args:?}: tagged style writes user:{{5}}");
+            s.assert_log_clean();
+        }
+        let s = Server::with_module_args(flavor, &["User-TTL", "900", "KEY-STYLE", "PLAIN"]);
+        let mut c = s.conn();
+        let v: Vec<String> = cmd("CONFIG")
+            .arg("GET")
+            .arg("cachekit.user-ttl")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(v, ["cachekit.user-ttl", "900"], "{flavor:?}");
+        let v: Vec<String> = cmd("CONFIG")
+            .arg("GET")
+            .arg("cachekit.key-style")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(v, ["cachekit.key-style", "plain"], "{flavor:?}");
+    }
+}
+
+#[test]
+fn integers_must_be_written_as_redis_reads_them() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        for ttl in ["+5", "007", "05", "-0", " 5", "5 ", "1e3", "0x10", ""] {
+            let e = err_of(
+                &mut c,
+                cmd("CACHE.SETUSER").arg(1).arg("{}").arg("TTL").arg(ttl),
+            );
+            assert!(
+                e.starts_with("ERR TTL is not an integer or out of range (allowed: 1 to "),
+                "TTL {ttl:?}: {e}"
+            );
+        }
+        let n: i64 = c.exists("user:1").unwrap();
+        assert_eq!(n, 0, "a refused SETUSER wrote nothing");
+        let _: () = cmd("CACHE.SETUSER")
+            .arg(1)
+            .arg("{}")
+            .arg("TTL")
+            .arg("5")
+            .query(&mut c)
+            .unwrap();
+
+        for (limit, window) in [("05", "60"), ("+5", "60"), ("5", "060"), ("5", "+60")] {
+            let e = err_of(
+                &mut c,
+                cmd("RATELIMIT.CHECK").arg("strict").arg(limit).arg(window),
+            );
+            assert!(e.starts_with("ERR "), "{limit}/{window}: {e}");
+            assert!(e.contains("not an integer or out of range"), "{e}");
+        }
+        let n: i64 = c.exists("rate_limit:default:strict").unwrap();
+        assert_eq!(n, 0, "a refused check recorded nothing");
+
+        let before: Vec<String> = cmd("CONFIG")
+            .arg("GET")
+            .arg("cachekit.ratelimit-policies")
+            .query(&mut c)
+            .unwrap();
+        for bad in ["a:+5/60", "a:5/+60", "a:05/60", "a:5/060"] {
+            let e = err_of(
+                &mut c,
+                cmd("CONFIG")
+                    .arg("SET")
+                    .arg("cachekit.ratelimit-policies")
+                    .arg(bad),
+            );
+            assert!(e.starts_with("ERR"), "{bad}: {e}");
+            assert!(e.contains("must be an integer from"), "{bad}: {e}");
+        }
+        let after: Vec<String> = cmd("CONFIG")
+            .arg("GET")
+            .arg("cachekit.ratelimit-policies")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(before, after);
+    });
 }
 
 #[test]

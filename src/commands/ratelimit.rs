@@ -34,20 +34,6 @@ pub struct CheckArgs<'a> {
     pub cost: u64,
 }
 
-/// [`int_in`] with a fast path for plain digit strings, the form every
-/// well-formed argument takes; anything else goes through `int_in` for its
-/// value or its error.
-fn int_arg(bytes: &[u8], what: &str, min: i64, max: i64) -> Result<i64, CmdError> {
-    // 18 digits cannot overflow an i64.
-    if !bytes.is_empty() && bytes.len() <= 18 && bytes.iter().all(u8::is_ascii_digit) {
-        let v = bytes.iter().fold(0i64, |v, b| v * 10 + i64::from(b - b'0'));
-        if (min..=max).contains(&v) {
-            return Ok(v);
-        }
-    }
-    int_in(bytes, what, min, max)
-}
-
 /// Parses `<identifier> [<limit> <window_seconds>] [ACTION a] [COST n]`.
 pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<'a>, CmdError> {
     if args.len() < from + 1 {
@@ -60,8 +46,8 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
         if i + 1 >= args.len() {
             return Err(syntax_error(args.bytes(i), CHECK_OPTIONS));
         }
-        let limit = int_arg(args.bytes(i), "limit", 1, MAX_LIMIT as i64)?;
-        let window = int_arg(
+        let limit = int_in(args.bytes(i), "limit", 1, MAX_LIMIT as i64)?;
+        let window = int_in(
             args.bytes(i + 1),
             "window_seconds",
             (MIN_WINDOW_MS / 1000) as i64,
@@ -83,7 +69,7 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
         if is_token(arg, "ACTION") {
             action = valid_action(args.bytes(i + 1))?;
         } else if is_token(arg, "COST") {
-            cost = int_arg(args.bytes(i + 1), "COST", 1, MAX_COST as i64)? as u64;
+            cost = int_in(args.bytes(i + 1), "COST", 1, MAX_COST as i64)? as u64;
         } else {
             return Err(syntax_error(arg, CHECK_OPTIONS));
         }
