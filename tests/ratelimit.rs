@@ -827,6 +827,40 @@ fn bad_input_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn a_longer_window_keeps_a_denied_limiter_alive() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        assert!(check(&mut c, &["pu", "1", "1"]).allowed);
+        // The policy grows to 100 s: the request counts for 100 s, and the
+        // key must not expire after the 1 s it was stored with.
+        let d = check(&mut c, &["pu", "1", "100"]);
+        assert!(!d.allowed);
+        assert!(d.retry_after >= 99, "{d:?}");
+        let ttl: i64 = cmd("PTTL")
+            .arg("rate_limit:default:pu")
+            .query(&mut c)
+            .unwrap();
+        assert!(ttl > 98_000, "PTTL {ttl}");
+        std::thread::sleep(std::time::Duration::from_millis(2_200));
+        let d = check(&mut c, &["pu", "1", "100"]);
+        assert!(
+            !d.allowed,
+            "admitted after 2 s although told to wait 100: {d:?}"
+        );
+        assert!(d.retry_after >= 97, "{d:?}");
+        assert!(!peek(&mut c, &["pu", "1", "100"]).allowed);
+        // Back to the 1 s rule: the old request has left that window, so the
+        // check is admitted and the expiry follows the new state again.
+        assert!(check(&mut c, &["pu", "1", "1"]).allowed);
+        let ttl: i64 = cmd("PTTL")
+            .arg("rate_limit:default:pu")
+            .query(&mut c)
+            .unwrap();
+        assert!((0..=2_000).contains(&ttl), "PTTL {ttl}");
+    });
+}
+
+#[test]
 fn other_types_and_corrupted_values_give_errors() {
     on_each_server(|s| {
         let mut c = s.conn();

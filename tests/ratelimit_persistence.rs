@@ -82,6 +82,15 @@ fn traffic(c: &mut Connection) {
     allowed(c, &["dave", "2", "60"]);
     let _: i64 = cmd("RATELIMIT.RESET").arg("dave").query(c).unwrap();
     allowed(c, &["erin", "1000000", "3600", "COST", "1000"]);
+    // A longer window than the stored one: the denied check pushes the
+    // expiry out (a PEXPIREAT), so the entry is not lost while it counts.
+    assert!(allowed(c, &["frank", "1", "1"]));
+    assert!(!allowed(c, &["frank", "1", "100"]));
+    let ttl: i64 = cmd("PTTL")
+        .arg("rate_limit:default:frank")
+        .query(c)
+        .unwrap();
+    assert!(ttl > 98_000, "PTTL {ttl}");
 }
 
 #[test]
@@ -93,7 +102,7 @@ fn replica_holds_the_primary_state_byte_for_byte() {
         traffic(&mut pc);
         sync(&mut pc);
         let p = limiters(&mut pc);
-        assert_eq!(p.len(), 5, "{:?}", p.keys());
+        assert_eq!(p.len(), 6, "{:?}", p.keys());
         assert_eq!(limiters(&mut rc), p, "{}: replica state", flavor.binary());
 
         // The replica serves reads: PEEK and INFO, without recording.

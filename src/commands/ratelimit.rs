@@ -13,7 +13,8 @@ use crate::commands::cache::style;
 use crate::config::POLICIES;
 use crate::keys;
 use crate::limiter::{
-    self, Decision, Expiry, Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
+    self, Decision, Effect, Expiry, Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS,
+    MIN_WINDOW_MS,
 };
 use crate::reply::{rm, Reply};
 use crate::stats::COUNTERS;
@@ -180,6 +181,24 @@ fn store_state(
     Ok(())
 }
 
+/// Pushes the key's expiry out to `at` (a denied check under a longer
+/// window than the stored one), unless it already lasts that long or has
+/// none; replicated as the absolute `PEXPIREAT` it is.
+fn keep_until(ctx: *mut raw::RedisModuleCtx, name: &OwnedString, key: &Key, at: u64) {
+    let at = i64::try_from(at).unwrap_or(i64::MAX);
+    let current = key.abs_expire();
+    if current < 0 || current >= at {
+        return;
+    }
+    key.set_abs_expire(at);
+    notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
+    replicate(
+        ctx,
+        c"PEXPIREAT",
+        &[name.bytes(), at.to_string().as_bytes()],
+    );
+}
+
 /// Decimal digits of `v` at the end of `buf`.
 fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
@@ -314,11 +333,15 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     let now = now();
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let (d, expiry) = limiter::check_and_store(key.read_string()?, now, rule, a.cost, &mut buf)
+        let (d, effect) = limiter::check_and_store(key.read_string()?, now, rule, a.cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
-        if let Some(expiry) = expiry {
-            store_state(ctx, &name, &key, &buf, expiry)?;
-            replicate_record(ctx, &name, now, rule, a.cost);
+        match effect {
+            Effect::Store(expiry) => {
+                store_state(ctx, &name, &key, &buf, expiry)?;
+                replicate_record(ctx, &name, now, rule, a.cost);
+            }
+            Effect::KeepUntil(at) => keep_until(ctx, &name, &key, at),
+            Effect::Nothing => {}
         }
         COUNTERS.limiter(d.allowed);
         reply_decision(reply, &d, now);

@@ -14,8 +14,8 @@ mod model_tests;
 mod prop_tests;
 
 pub use window::{
-    check_and_store, info, peek, record, Decision, Expiry, Rule, StateError, MAX_COST, MAX_LIMIT,
-    MAX_WINDOW_MS, MIN_WINDOW_MS,
+    check_and_store, info, peek, record, Decision, Effect, Expiry, Rule, StateError, MAX_COST,
+    MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
 };
 // The glue uses `check_and_store`; tests also reach the plain forms.
 #[cfg(test)]

@@ -190,8 +190,18 @@ fn run_sequence(rng: &mut StdRng, policy_changes: bool, case: u64, stats: &mut S
             stats.clock_back += 1;
         }
         let mut stored = Vec::new();
-        let (d2, expiry) = check_and_store(old, now, rule, cost, &mut stored).expect(&ctx);
+        let (d2, effect) = check_and_store(old, now, rule, cost, &mut stored).expect(&ctx);
         assert_eq!(d2, d, "{ctx}: check_and_store");
+        let expiry = match effect {
+            Effect::Store(e) => Some(e),
+            Effect::KeepUntil(at) => {
+                // Only when the stored window is shorter than this rule's.
+                let o = old.expect(&ctx);
+                assert!(at > expire_at_ms(o).expect(&ctx), "{ctx}: KeepUntil");
+                None
+            }
+            Effect::Nothing => None,
+        };
         assert_eq!(
             expiry.is_some(),
             d.allowed,

@@ -317,15 +317,28 @@ pub fn check(
     decide(state, now_ms, rule, cost, out).map(|(d, _)| d)
 }
 
+/// What the glue must do to the key after a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Allowed: store the new state, and this expiry when it changed.
+    Store(Expiry),
+    /// Denied under a window longer than the stored one (the policy
+    /// changed): the stored expiry would end the key while its entries
+    /// still count, so it must last at least until this time (Unix ms).
+    KeepUntil(u64),
+    /// Denied: nothing changes.
+    Nothing,
+}
+
 /// [`check`] that writes the new state of an allowed check into `out` and
-/// also returns the expiry to go with it (`None` when denied).
+/// also says what to do with the key.
 pub fn check_and_store(
     state: Option<&[u8]>,
     now_ms: u64,
     rule: Rule,
     cost: u64,
     out: &mut Vec<u8>,
-) -> Result<(Decision, Option<Expiry>), StateError> {
+) -> Result<(Decision, Effect), StateError> {
     decide(state, now_ms, rule, cost, Some(out))
 }
 
@@ -335,7 +348,7 @@ fn decide(
     rule: Rule,
     cost: u64,
     out: Option<&mut Vec<u8>>,
-) -> Result<(Decision, Option<Expiry>), StateError> {
+) -> Result<(Decision, Effect), StateError> {
     rule.validate()?;
     validate_cost(cost)?;
     let live = live_view(state, now_ms, rule.window_ms)?;
@@ -355,7 +368,7 @@ fn decide(
             retry_after_ms: 0,
             reset_after_ms: ms_left(oldest, rule.window_ms, now_ms),
         };
-        return Ok((d, Some(live.expiry_after(rec_t, rule.window_ms))));
+        return Ok((d, Effect::Store(live.expiry_after(rec_t, rule.window_ms))));
     }
     let retry_after_ms = if cost > limit {
         -1
@@ -375,7 +388,13 @@ fn decide(
             .as_ref()
             .map_or(0, |k| ms_left(k.t, rule.window_ms, now_ms)),
     };
-    Ok((d, None))
+    // Entries still count until the newest leaves this rule's window.
+    let needed = live.last_t.map(|last| expiry_of(last, rule.window_ms));
+    let effect = match needed {
+        Some(at) if live.kept.is_some() && needed > live.old_expiry => Effect::KeepUntil(at),
+        _ => Effect::Nothing,
+    };
+    Ok((d, effect))
 }
 
 /// The decision `check` would make, without building a new state.
@@ -790,6 +809,32 @@ mod tests {
         assert!(hit(&mut s, 0, rule(1), 1).allowed);
         let d = hit(&mut s, 5, rule(1), 1);
         assert_eq!(d.retry_after_ms, (W - 5) as i64);
+    }
+
+    #[test]
+    fn a_denied_check_under_a_longer_window_keeps_the_key() {
+        let short = Rule::new(1, 1_000).unwrap();
+        let long = Rule::new(1, 100_000).unwrap();
+        let mut s = None;
+        assert!(hit(&mut s, T0, short, 1).allowed);
+        let stored = s.clone().unwrap();
+        let mut out = Vec::new();
+        // Under the longer window the entry still counts after the stored
+        // expiry (T0 + 1 s): the key must live until T0 + 100 s.
+        let (d, effect) = check_and_store(Some(&stored), T0 + 500, long, 1, &mut out).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 99_500);
+        assert_eq!(effect, Effect::KeepUntil(expiry_of(T0, 100_000)));
+        assert!(expiry_of(T0, 100_000) > expire_at_ms(&stored).unwrap());
+        // Under the stored window, or once nothing counts, nothing to do.
+        let (d, effect) = check_and_store(Some(&stored), T0 + 500, short, 1, &mut out).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(effect, Effect::Nothing);
+        let (d, effect) = check_and_store(Some(&stored), T0 + 500, short, 2, &mut out).unwrap();
+        assert_eq!(
+            (d.allowed, d.retry_after_ms, effect),
+            (false, -1, Effect::Nothing)
+        );
     }
 
     #[test]
