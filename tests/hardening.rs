@@ -1108,6 +1108,39 @@ fn writes_send_the_keyspace_events_of_the_built_in_commands() {
     }
 }
 
+#[test]
+fn client_side_caching_is_invalidated_by_the_module_writes() {
+    for flavor in Flavor::ALL {
+        let s = Server::start(flavor);
+        let mut c = RawConn::connect(s.port);
+        // A reader that cached user:42 after a GET, and one that follows
+        // every user:* key by prefix.
+        let mut reader = RawConn::connect(s.port);
+        let mut bcast = RawConn::connect(s.port);
+        for (conn, tracking) in [
+            (&mut reader, &["CLIENT", "TRACKING", "on"][..]),
+            (
+                &mut bcast,
+                &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:"],
+            ),
+        ] {
+            assert!(!call(conn, &["HELLO", "3"]).is_error());
+            assert_eq!(call(conn, tracking), ok());
+        }
+        assert_eq!(call(&mut reader, &["GET", "user:42"]), Resp::Nil);
+        assert_eq!(call(&mut c, &["CACHE.SETUSER", "42", "{}"]), ok());
+        for conn in [&mut reader, &mut bcast] {
+            let push = conn.read().expect("invalidation");
+            assert!(matches!(push, Resp::Push(_)), "{flavor:?}: {push:?}");
+            assert_eq!(push.flat(), ["invalidate", "user:42"], "{flavor:?}");
+        }
+        assert_eq!(call(&mut c, &["CACHE.INVALIDATEUSER", "42"]), Resp::Int(1));
+        let push = bcast.read().expect("invalidation");
+        assert_eq!(push.flat(), ["invalidate", "user:42"], "{flavor:?}");
+        s.assert_log_clean();
+    }
+}
+
 // --------------------------------------------------- MODULE UNLOAD
 
 fn threads(s: &Server) -> usize {
