@@ -195,15 +195,6 @@ impl Key {
         unsafe { rm!(RedisModule_GetExpire)(self.ptr) }
     }
 
-    /// Absolute expiry in Unix ms, -1 without one (or no key).
-    pub fn abs_expire(&self) -> i64 {
-        if !self.exists() {
-            return -1;
-        }
-        // SAFETY: open, existing key.
-        unsafe { rm!(RedisModule_GetAbsExpire)(self.ptr) }
-    }
-
     pub fn set_abs_expire(&self, at_ms: i64) {
         // SAFETY: key opened for writing and holding a value.
         unsafe {

@@ -857,6 +857,19 @@ fn a_longer_window_keeps_a_denied_limiter_alive() {
             .query(&mut c)
             .unwrap();
         assert!((0..=2_000).contains(&ttl), "PTTL {ttl}");
+
+        // The denied check stored the longer rule, so an admitted check
+        // under the shorter one right after moves the expiry back.
+        assert!(check(&mut c, &["pv", "2", "1"]).allowed);
+        assert!(!check(&mut c, &["pv", "1", "100"]).allowed);
+        let i = info(&mut c, &["pv"]);
+        assert_eq!((i.count, i.limit, i.window_ms), (1, 1, 100_000));
+        assert!(check(&mut c, &["pv", "2", "1"]).allowed);
+        let ttl: i64 = cmd("PTTL")
+            .arg("rate_limit:default:pv")
+            .query(&mut c)
+            .unwrap();
+        assert!((0..=2_000).contains(&ttl), "PTTL {ttl}");
     });
 }
 
@@ -923,8 +936,8 @@ fn other_types_and_corrupted_values_give_errors() {
         let mut invalid = 0;
         for (n, g) in garbage.iter().enumerate() {
             // Text, an empty value, a bare header and every truncation of a
-            // valid value are refused by every command; a flipped bit or
-            // random bytes may happen to form a valid value.
+            // valid value are refused by INFO (and by a CHECK that would
+            // record); a flipped bit or random bytes may form a valid value.
             let must_refuse = n < 6 + good.len();
             let _: () = cmd("SET")
                 .arg(key)
@@ -944,8 +957,9 @@ fn other_types_and_corrupted_values_give_errors() {
                 }
             };
             assert!(!(must_refuse && info_ok), "INFO accepted {g:?}");
-            // PEEK and CHECK refuse exactly what INFO refuses, however deep
-            // in the value the damage is.
+            // A value INFO refuses is never written again, however deep in
+            // it the damage is: CHECK refuses it when it would record (a
+            // denied check or a PEEK reads only what it needs).
             for command in ["RATELIMIT.PEEK", "RATELIMIT.CHECK"] {
                 let r: redis::RedisResult<Value> =
                     cmd(command).arg(&["junk", "50", "60"]).query(&mut c);
@@ -955,7 +969,13 @@ fn other_types_and_corrupted_values_give_errors() {
                         assert!(!info_ok, "{command} refused {g:?}, which INFO accepts");
                         assert_eq!(snapshot(&mut c, key), before, "{command} on {g:?}");
                     }
-                    Ok(_) => assert!(info_ok, "{command} accepted {g:?}"),
+                    Ok(v) if !info_ok => {
+                        assert_eq!(snapshot(&mut c, key), before, "{command} wrote {g:?}");
+                        if command == "RATELIMIT.CHECK" {
+                            assert!(!decision(v).allowed, "CHECK admitted {g:?}");
+                        }
+                    }
+                    Ok(_) => {}
                 }
             }
         }

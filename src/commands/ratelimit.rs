@@ -181,24 +181,6 @@ fn store_state(
     Ok(())
 }
 
-/// Pushes the key's expiry out to `at` (a denied check under a longer
-/// window than the stored one), unless it already lasts that long or has
-/// none; replicated as the absolute `PEXPIREAT` it is.
-fn keep_until(ctx: *mut raw::RedisModuleCtx, name: &OwnedString, key: &Key, at: u64) {
-    let at = i64::try_from(at).unwrap_or(i64::MAX);
-    let current = key.abs_expire();
-    if current < 0 || current >= at {
-        return;
-    }
-    key.set_abs_expire(at);
-    notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
-    replicate(
-        ctx,
-        c"PEXPIREAT",
-        &[name.bytes(), at.to_string().as_bytes()],
-    );
-}
-
 /// Decimal digits of `v` at the end of `buf`.
 fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
@@ -340,7 +322,10 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
                 store_state(ctx, &name, &key, &buf, expiry)?;
                 replicate_record(ctx, &name, now, rule, a.cost);
             }
-            Effect::KeepUntil(at) => keep_until(ctx, &name, &key, at),
+            Effect::Rewrite(expiry) => {
+                store_state(ctx, &name, &key, &buf, expiry)?;
+                replicate_record(ctx, &name, now, rule, 0);
+            }
             Effect::Nothing => {}
         }
         COUNTERS.limiter(d.allowed);
@@ -434,7 +419,8 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
         MIN_WINDOW_MS as i64,
         MAX_WINDOW_MS as i64,
     )? as u64;
-    let cost = int_in(args.bytes(5), "cost", 1, MAX_COST as i64)? as u64;
+    // Cost 0 replays a denied check that stored a longer window.
+    let cost = int_in(args.bytes(5), "cost", 0, MAX_COST as i64)? as u64;
     let ctx = reply.ctx();
     let name = OwnedString::new(args.bytes(1));
     let key = Key::open(ctx, &name, Mode::Write);
@@ -443,7 +429,9 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
         let rule = Rule { limit, window_ms };
         let expiry = limiter::record(key.read_string()?, at, rule, cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
-        store_state(ctx, &name, &key, &buf, expiry)?;
+        if let Some(expiry) = expiry {
+            store_state(ctx, &name, &key, &buf, expiry)?;
+        }
         // SAFETY: live context; RECORD is deterministic, so it replicates as sent.
         unsafe {
             rm!(RedisModule_ReplicateVerbatim)(ctx);

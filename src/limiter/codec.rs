@@ -147,6 +147,10 @@ impl<'a> Entries<'a> {
     pub(crate) fn remaining_bytes(&self) -> &'a [u8] {
         self.reader.rest()
     }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.reader.at_end()
+    }
 }
 
 fn read_entry(reader: &mut Reader<'_>, prev_t: u64) -> Result<(u64, u64), StateError> {
@@ -238,6 +242,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, StateError> {
 /// the newest is at `last_t` (the kept entry's own time when there are none).
 /// Sums and times only grow, so comparing them at the end is enough.
 pub(crate) fn check_rest(rest: &Entries<'_>, count: u64, last_t: u64) -> Result<(), StateError> {
+    let overflow = corrupt("entry time overflows");
     let buf = rest.reader.rest();
     let mut i = 0;
     let mut t = rest.prev_t;
@@ -247,7 +252,7 @@ pub(crate) fn check_rest(rest: &Entries<'_>, count: u64, last_t: u64) -> Result<
         // (two bytes) after the previous one: these take a few instructions.
         let b = buf[i];
         if b & 0x81 == 0x01 {
-            t = t.saturating_add(u64::from(b >> 1));
+            t = t.checked_add(u64::from(b >> 1)).ok_or(overflow)?;
             sum += 1;
             i += 1;
             continue;
@@ -255,7 +260,9 @@ pub(crate) fn check_rest(rest: &Entries<'_>, count: u64, last_t: u64) -> Result<
         if b & 0x81 == 0x81 && i + 1 < buf.len() {
             let high = buf[i + 1];
             if high & 0x80 == 0 && high != 0 {
-                t = t.saturating_add(u64::from((b & 0x7f) >> 1) | u64::from(high) << 6);
+                t = t
+                    .checked_add(u64::from((b & 0x7f) >> 1) | u64::from(high) << 6)
+                    .ok_or(overflow)?;
                 sum += 1;
                 i += 2;
                 continue;

@@ -148,6 +148,7 @@ struct Stats {
     denied_retry: usize,
     denied_never: usize,
     clock_back: usize,
+    rewrites: usize,
 }
 
 /// One random sequence checked step by step against the model.
@@ -192,15 +193,46 @@ fn run_sequence(rng: &mut StdRng, policy_changes: bool, case: u64, stats: &mut S
         let mut stored = Vec::new();
         let (d2, effect) = check_and_store(old, now, rule, cost, &mut stored).expect(&ctx);
         assert_eq!(d2, d, "{ctx}: check_and_store");
+        // A denied check under a longer window than the stored one, whose
+        // expiry would end the key while entries still count, stores those
+        // entries under the new rule (Effect::Rewrite).
+        let rewrite_model = match (d.allowed, model.as_ref()) {
+            (false, Some(o)) => {
+                let m = Model {
+                    ts: counted_at(&o.ts, u128::from(now), rule.window_ms),
+                    limit: rule.limit,
+                    window_ms: rule.window_ms,
+                };
+                (!m.ts.is_empty() && model_expire(&m) > model_expire(o)).then_some(m)
+            }
+            _ => None,
+        };
+        let mut rewritten = None;
         let expiry = match effect {
             Effect::Store(e) => Some(e),
-            Effect::KeepUntil(at) => {
-                // Only when the stored window is shorter than this rule's.
-                let o = old.expect(&ctx);
-                assert!(at > expire_at_ms(o).expect(&ctx), "{ctx}: KeepUntil");
+            Effect::Rewrite(e) => {
+                let m = rewrite_model.clone().expect("the model rewrites too");
+                assert_eq!(
+                    e,
+                    Expiry {
+                        at_ms: model_expire(&m),
+                        changed: true
+                    },
+                    "{ctx}: rewrite expiry"
+                );
+                assert_eq!(stored, out, "{ctx}: check wrote the rewrite");
+                let mut replayed = Vec::new();
+                let replay = record(old, now, rule, 0, &mut replayed).expect(&ctx);
+                assert_eq!(replayed, stored, "{ctx}: record 0 bytes");
+                assert_eq!(replay, Some(e), "{ctx}: record 0 expiry");
+                stats.rewrites += 1;
+                rewritten = Some((stored.clone(), m));
                 None
             }
-            Effect::Nothing => None,
+            Effect::Nothing => {
+                assert!(rewrite_model.is_none(), "{ctx}: no rewrite");
+                None
+            }
         };
         assert_eq!(
             expiry.is_some(),
@@ -224,14 +256,16 @@ fn run_sequence(rng: &mut StdRng, policy_changes: bool, case: u64, stats: &mut S
             let mut replayed = Vec::new();
             let replay_expiry = record(old, now, rule, cost, &mut replayed).expect(&ctx);
             assert_eq!(replayed, out, "{ctx}: record bytes");
-            assert_eq!(Some(replay_expiry), expiry, "{ctx}: record expiry");
+            assert_eq!(replay_expiry, expiry, "{ctx}: record expiry");
             let m = new_model.expect("model allowed");
             let rec = *m.ts.last().expect("non-empty");
             admitted.push((rec, cost));
             state = Some(out);
             model = Some(m);
         } else {
-            assert_eq!(out, vec![0xAA; 3], "{ctx}: denied check wrote");
+            if rewritten.is_none() {
+                assert_eq!(out, vec![0xAA; 3], "{ctx}: denied check wrote");
+            }
             // Waiting exactly retry_after_ms is enough, one ms less is not.
             if let Ok(wait) = u64::try_from(d.retry_after_ms) {
                 if let Some(at) = now.checked_add(wait) {
@@ -244,6 +278,10 @@ fn run_sequence(rng: &mut StdRng, policy_changes: bool, case: u64, stats: &mut S
                         "{ctx}: early"
                     );
                 }
+            }
+            if let Some((bytes, m)) = rewritten {
+                state = Some(bytes);
+                model = Some(m);
             }
         }
         if let (Some(s), Some(m)) = (&state, &model) {
@@ -296,6 +334,7 @@ fn random_sequences_match_model() {
         run_sequence(&mut rng, false, case, &mut stats);
     }
     println!("fixed rule, 3000 sequences: {stats:?}");
+    assert_eq!(stats.rewrites, 0, "a rewrite needs a rule change");
 }
 
 #[test]
@@ -306,6 +345,7 @@ fn random_sequences_with_policy_changes_match_model() {
         run_sequence(&mut rng, true, case, &mut stats);
     }
     println!("policy changes, 2000 sequences: {stats:?}");
+    assert!(stats.rewrites > 20, "rewrites exercised: {stats:?}");
 }
 
 /// Runs every entry point on `bytes`; only panics matter here.

@@ -20,14 +20,18 @@
 //! Policy change: the rule passed to a check applies from that check on.
 //! Entries are dropped and counted with the new window and compared with
 //! the new limit; the stored rule (reported by `info`, used by
-//! `expire_at_ms`) is only replaced by an allowed check or `record`.
-//! Entries already dropped under a shorter old window are not brought back.
+//! `expire_at_ms`) is replaced by an allowed check or `record`, and by a
+//! denied check whose longer window would otherwise let the key expire
+//! while its entries still count ([`Effect::Rewrite`]). Entries already
+//! dropped under a shorter old window are not brought back.
 //!
-//! Cost: every check and peek decodes the whole value once, O(entries) at
-//! a few instructions per entry, so that a damaged value (one written by
-//! something else than this module) is refused before anything is decided
-//! or written. An allowed check then copies the entries still counted and
-//! appends one.
+//! Cost: a check reads the header and drops the entries that left the
+//! window (each entry is dropped once, so this is amortized O(1) per
+//! admitted request). A denied check or a peek then scans at most `cost`
+//! units, so a flooded limiter answers in O(cost) however much it holds.
+//! A check that writes decodes every entry it keeps first (O(entries), a
+//! few instructions each, next to the copy it makes of them anyway), so a
+//! damaged value is refused rather than carried into the next state.
 
 use std::fmt;
 
@@ -169,8 +173,10 @@ fn ms_left(t: u64, window_ms: u64, now_ms: u64) -> u64 {
     u64::try_from(left).unwrap_or(u64::MAX)
 }
 
-/// Decodes the state, skips the entries no longer counted at `now` and
-/// checks the rest. Costs O(entries), a few instructions per entry.
+/// Decodes the state and skips the entries no longer counted at `now`.
+/// Costs O(skipped entries): the entries after the first counted one are
+/// checked only before they are written again ([`Live::check_kept`]), so a
+/// denied check stays O(cost) however many requests the limiter holds.
 fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'_>, StateError> {
     let Some(bytes) = state else {
         return Ok(Live {
@@ -192,10 +198,10 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                 .checked_sub(dropped)
                 .filter(|n| *n >= c)
                 .ok_or(StateError::Corrupt("entry counts exceed stored total"))?;
-            // The kept entries are copied into the next state undecoded, so
-            // they are checked here: a damaged value is refused before
-            // anything is decided or written, not carried along.
-            codec::check_rest(&rest, count - c, d.last_t)?;
+            // Cheap consistency check when the kept entry is the last one.
+            if rest.is_done() && (count != c || t != d.last_t) {
+                return Err(StateError::Corrupt("last entry does not match header"));
+            }
             return Ok(Live {
                 count,
                 kept: Some(Kept { t, count: c, rest }),
@@ -224,6 +230,38 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
             }
         }
     }
+}
+
+impl Live<'_> {
+    /// Checks the counted entries after the first one, which a write copies
+    /// undecoded: a damaged value is refused rather than carried into the
+    /// next state. O(entries), a few instructions each.
+    fn check_kept(&self) -> Result<(), StateError> {
+        match (&self.kept, self.last_t) {
+            (Some(kept), Some(last_t)) => {
+                codec::check_rest(&kept.rest, self.count - kept.count, last_t)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes the entries still counted, under `rule` as the stored rule, and
+/// nothing new: what a denied check under a longer window stores.
+fn write_rule(out: &mut Vec<u8>, live: &Live<'_>, rule: Rule) -> Result<(), StateError> {
+    let (Some(kept), Some(last_t)) = (&live.kept, live.last_t) else {
+        return Err(StateError::Corrupt("no counted entry to keep"));
+    };
+    let tail = kept.rest.remaining_bytes();
+    let span = last_t.checked_sub(kept.t).ok_or(StateError::Corrupt(
+        "entry newer than the stored newest time",
+    ))?;
+    out.clear();
+    out.reserve(codec::MAX_HEADER_LEN + codec::MAX_ENTRY_LEN + tail.len());
+    codec::put_header(out, rule.limit, rule.window_ms, live.count, span);
+    codec::put_entry(out, kept.t, kept.count);
+    out.extend_from_slice(tail);
+    Ok(())
 }
 
 /// Writes the state after appending `cost` units at `rec_t` to `live`.
@@ -323,9 +361,10 @@ pub enum Effect {
     /// Allowed: store the new state, and this expiry when it changed.
     Store(Expiry),
     /// Denied under a window longer than the stored one (the policy
-    /// changed): the stored expiry would end the key while its entries
-    /// still count, so it must last at least until this time (Unix ms).
-    KeepUntil(u64),
+    /// changed), whose expiry would end the key while its entries still
+    /// count: store the new state (the counted entries under this rule,
+    /// nothing added) and this expiry. Replayed as a record of cost 0.
+    Rewrite(Expiry),
     /// Denied: nothing changes.
     Nothing,
 }
@@ -357,6 +396,7 @@ fn decide(
     if let Some(current) = after {
         let rec_t = live.record_time(now_ms);
         if let Some(out) = out {
+            live.check_kept()?;
             write_state(out, &live, rule, rec_t, cost, current)?;
         }
         let oldest = live.kept.as_ref().map_or(rec_t, |k| k.t);
@@ -390,8 +430,15 @@ fn decide(
     };
     // Entries still count until the newest leaves this rule's window.
     let needed = live.last_t.map(|last| expiry_of(last, rule.window_ms));
-    let effect = match needed {
-        Some(at) if live.kept.is_some() && needed > live.old_expiry => Effect::KeepUntil(at),
+    let effect = match (needed, out) {
+        (Some(at), Some(out)) if live.kept.is_some() && needed > live.old_expiry => {
+            live.check_kept()?;
+            write_rule(out, &live, rule)?;
+            Effect::Rewrite(Expiry {
+                at_ms: at,
+                changed: true,
+            })
+        }
         _ => Effect::Nothing,
     };
     Ok((d, effect))
@@ -410,19 +457,31 @@ pub fn peek(
 /// Unconditionally records `cost` units at `now_ms` (replica / AOF replay).
 ///
 /// Given the same old bytes and arguments as an allowed `check`, writes
-/// exactly the bytes that check wrote. Fails with `InvalidArgument` only if
-/// the stored total would exceed `MAX_LIMIT`, which no allowed check can
-/// produce. Returns the expiry to go with the new state.
+/// exactly the bytes that check wrote; with cost 0, the bytes of a denied
+/// check's [`Effect::Rewrite`]. Fails with `InvalidArgument` only if the
+/// stored total would exceed `MAX_LIMIT`, which no allowed check can
+/// produce. Returns the expiry to go with the new state, or `None` when
+/// there is nothing to write (cost 0 and nothing counted).
 pub fn record(
     state: Option<&[u8]>,
     now_ms: u64,
     rule: Rule,
     cost: u64,
     out: &mut Vec<u8>,
-) -> Result<Expiry, StateError> {
+) -> Result<Option<Expiry>, StateError> {
     rule.validate()?;
-    validate_cost(cost)?;
+    if cost != 0 {
+        validate_cost(cost)?;
+    }
     let live = live_view(state, now_ms, rule.window_ms)?;
+    live.check_kept()?;
+    if cost == 0 {
+        let Some(last_t) = live.last_t.filter(|_| live.kept.is_some()) else {
+            return Ok(None);
+        };
+        write_rule(out, &live, rule)?;
+        return Ok(Some(live.expiry_after(last_t, rule.window_ms)));
+    }
     let new_total = live
         .count
         .checked_add(cost)
@@ -432,7 +491,7 @@ pub fn record(
         ))?;
     let rec_t = live.record_time(now_ms);
     write_state(out, &live, rule, rec_t, cost, new_total)?;
-    Ok(live.expiry_after(rec_t, rule.window_ms))
+    Ok(Some(live.expiry_after(rec_t, rule.window_ms)))
 }
 
 /// Full O(n) validation of a stored value.
@@ -761,11 +820,14 @@ mod tests {
                 peek(None, T0, r, cost),
                 Err(StateError::InvalidArgument(_))
             ));
+            // Cost 0 is a replayed rewrite, valid for record only.
             let mut out = Vec::new();
-            assert!(matches!(
-                record(None, T0, r, cost, &mut out),
-                Err(StateError::InvalidArgument(_))
-            ));
+            let r = record(None, T0, r, cost, &mut out);
+            if cost == 0 {
+                assert_eq!(r, Ok(None));
+            } else {
+                assert!(matches!(r, Err(StateError::InvalidArgument(_))), "{r:?}");
+            }
         }
         assert!(Rule::new(MAX_LIMIT, MAX_WINDOW_MS).is_ok());
         assert!(Rule::new(1, MIN_WINDOW_MS).is_ok());
@@ -824,8 +886,36 @@ mod tests {
         let (d, effect) = check_and_store(Some(&stored), T0 + 500, long, 1, &mut out).unwrap();
         assert!(!d.allowed);
         assert_eq!(d.retry_after_ms, 99_500);
-        assert_eq!(effect, Effect::KeepUntil(expiry_of(T0, 100_000)));
-        assert!(expiry_of(T0, 100_000) > expire_at_ms(&stored).unwrap());
+        let at = expiry_of(T0, 100_000);
+        assert!(at > expire_at_ms(&stored).unwrap());
+        assert_eq!(
+            effect,
+            Effect::Rewrite(Expiry {
+                at_ms: at,
+                changed: true
+            })
+        );
+        // The new state: the same request under the new rule.
+        let i = info(&out, T0 + 500).unwrap();
+        assert_eq!((i.limit, i.window_ms, i.timestamps), (1, 100_000, vec![T0]));
+        assert_eq!(expire_at_ms(&out).unwrap(), at);
+        let mut replayed = Vec::new();
+        let e = record(Some(&stored), T0 + 500, long, 0, &mut replayed).unwrap();
+        assert_eq!(
+            (replayed, e),
+            (
+                out.clone(),
+                Some(Expiry {
+                    at_ms: at,
+                    changed: true
+                })
+            )
+        );
+        // A second denied check under the stored (now long) window: nothing.
+        let (_, effect) = check_and_store(Some(&out), T0 + 600, long, 1, &mut Vec::new()).unwrap();
+        assert_eq!(effect, Effect::Nothing);
+        // Cost 0 on nothing counted writes nothing.
+        assert_eq!(record(None, T0, long, 0, &mut Vec::new()), Ok(None));
         // Under the stored window, or once nothing counts, nothing to do.
         let (d, effect) = check_and_store(Some(&stored), T0 + 500, short, 1, &mut out).unwrap();
         assert!(!d.allowed);
@@ -838,7 +928,7 @@ mod tests {
     }
 
     #[test]
-    fn damage_after_the_first_counted_entry_is_refused() {
+    fn damage_after_the_first_counted_entry_is_refused_before_a_write() {
         let mut s = None;
         for t in [T0, T0 + 1, T0 + 2, T0 + 3] {
             assert!(hit(&mut s, t, rule(10), 1).allowed);
@@ -852,20 +942,26 @@ mod tests {
         bent[middle] = 0x05;
         for v in [short, &bent[..]] {
             assert!(info(v, T0 + 4).is_err(), "{v:?}");
-            for cost in [1, 10] {
-                assert!(
-                    matches!(
-                        peek(Some(v), T0 + 4, rule(10), cost),
-                        Err(StateError::Corrupt(_))
-                    ),
-                    "{v:?}"
-                );
-                let mut out = Vec::new();
-                assert!(
-                    check_and_store(Some(v), T0 + 4, rule(10), cost, &mut out).is_err(),
-                    "{v:?}"
-                );
-            }
+            // A check that would write refuses it, and so does a replay.
+            let mut out = Vec::new();
+            let r = check_and_store(Some(v), T0 + 4, rule(10), 1, &mut out);
+            assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
+            let r = record(Some(v), T0 + 4, rule(10), 1, &mut out);
+            assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
+            // A denied check or a peek reads only up to what it needs.
+            assert!(!check(Some(v), T0 + 4, rule(3), 1, None).unwrap().allowed);
+        }
+        // Entry times that overflow u64 on the way to a newest time of
+        // u64::MAX: refused, not clamped into a match.
+        let v = [
+            0xc1, 0x0a, 0xe0, 0xd4, 0x03, 0x03, 0x03, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0x03, 0x05, 0x05,
+        ];
+        assert!(validate(&v).is_err());
+        for now in [T0, u64::MAX - 5_000, u64::MAX] {
+            let r = check_and_store(Some(&v), now, rule(10), 1, &mut Vec::new());
+            assert!(!matches!(r, Ok((_, Effect::Store(_)))), "{now}: {r:?}");
+            assert!(record(Some(&v), now, rule(10), 1, &mut Vec::new()).is_err());
         }
     }
 
