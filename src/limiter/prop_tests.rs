@@ -70,6 +70,8 @@ fn exercise(bytes: &[u8], now: u64, rule: Rule, cost: u64) -> Result<(), TestCas
             prop_assert!(record(Some(bytes), now, rule, cost, &mut again).is_ok());
             prop_assert_eq!(again, out);
         }
+        // A check writes only what it decoded in full.
+        Ok(d) if d.allowed => prop_assert!(false, "a damaged value was written"),
         Ok(_) => {}
         Err(e) => {
             prop_assert!(
@@ -80,7 +82,9 @@ fn exercise(bytes: &[u8], now: u64, rule: Rule, cost: u64) -> Result<(), TestCas
         }
     }
     let mut out = Vec::new();
-    let _ = record(Some(bytes), now, rule, cost, &mut out);
+    if let Ok(Some(_)) = record(Some(bytes), now, rule, cost, &mut out) {
+        prop_assert!(valid, "record wrote a damaged value");
+    }
     Ok(())
 }
 
@@ -139,6 +143,37 @@ proptest! {
             s.truncate(cut % (s.len() + 1));
             exercise(&s, now, rule, 1)?;
         }
+    }
+
+    #[test]
+    fn busy_states_with_damage_are_never_written(
+        steps in vec((0u64..40, 1u64..=2), 8..80),
+        flips in vec((any::<usize>(), any::<u8>()), 1..3),
+        cut in any::<usize>(),
+        later in 0u64..200,
+    ) {
+        // Requests under 64 ms apart: runs of one-byte entries.
+        let rule = Rule { limit: 500, window_ms: 60_000 };
+        let mut state: Option<Vec<u8>> = None;
+        let mut t = T0;
+        for (dt, cost) in steps {
+            t += dt;
+            let mut out = Vec::new();
+            if let Ok(d) = check(state.as_deref(), t, rule, cost, Some(&mut out)) {
+                if d.allowed {
+                    state = Some(out);
+                }
+            }
+        }
+        let Some(mut s) = state else { return Ok(()) };
+        exercise(&s, t + later, rule, 1)?;
+        for (at, byte) in flips {
+            let i = at % s.len();
+            s[i] ^= byte | 1;
+        }
+        exercise(&s, t + later, rule, 1)?;
+        s.truncate(cut % (s.len() + 1));
+        exercise(&s, t + later, rule, 1)?;
     }
 
     #[test]
