@@ -826,6 +826,14 @@ fn bad_input_is_refused_and_changes_nothing() {
     });
 }
 
+/// PTTL of the default action's limiter for `id`.
+fn pttl(c: &mut Connection, id: &str) -> i64 {
+    cmd("PTTL")
+        .arg(format!("rate_limit:default:{id}"))
+        .query(c)
+        .unwrap()
+}
+
 #[test]
 fn a_longer_window_keeps_a_denied_limiter_alive() {
     on_each_server(|s| {
@@ -836,10 +844,7 @@ fn a_longer_window_keeps_a_denied_limiter_alive() {
         let d = check(&mut c, &["pu", "1", "100"]);
         assert!(!d.allowed);
         assert!(d.retry_after >= 99, "{d:?}");
-        let ttl: i64 = cmd("PTTL")
-            .arg("rate_limit:default:pu")
-            .query(&mut c)
-            .unwrap();
+        let ttl = pttl(&mut c, "pu");
         assert!(ttl > 98_000, "PTTL {ttl}");
         std::thread::sleep(std::time::Duration::from_millis(2_200));
         let d = check(&mut c, &["pu", "1", "100"]);
@@ -852,10 +857,7 @@ fn a_longer_window_keeps_a_denied_limiter_alive() {
         // Back to the 1 s rule: the old request has left that window, so the
         // check is admitted and the expiry follows the new state again.
         assert!(check(&mut c, &["pu", "1", "1"]).allowed);
-        let ttl: i64 = cmd("PTTL")
-            .arg("rate_limit:default:pu")
-            .query(&mut c)
-            .unwrap();
+        let ttl = pttl(&mut c, "pu");
         assert!((0..=2_000).contains(&ttl), "PTTL {ttl}");
 
         // The denied check stored the longer rule, so an admitted check
@@ -865,10 +867,7 @@ fn a_longer_window_keeps_a_denied_limiter_alive() {
         let i = info(&mut c, &["pv"]);
         assert_eq!((i.count, i.limit, i.window_ms), (1, 1, 100_000));
         assert!(check(&mut c, &["pv", "2", "1"]).allowed);
-        let ttl: i64 = cmd("PTTL")
-            .arg("rate_limit:default:pv")
-            .query(&mut c)
-            .unwrap();
+        let ttl = pttl(&mut c, "pv");
         assert!((0..=2_000).contains(&ttl), "PTTL {ttl}");
     });
 }

@@ -146,6 +146,15 @@ fn bad_load_arguments_refuse_to_load() {
     }
 }
 
+/// The value of the module config `cachekit.<name>`.
+fn config_get(c: &mut redis::Connection, name: &str) -> String {
+    let name = format!("cachekit.{name}");
+    let v: Vec<String> = cmd("CONFIG").arg("GET").arg(&name).query(c).unwrap();
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v[0], name);
+    v[1].clone()
+}
+
 #[test]
 fn load_argument_names_and_enum_values_ignore_case() {
     for flavor in Flavor::ALL {
@@ -156,12 +165,11 @@ fn load_argument_names_and_enum_values_ignore_case() {
         ] {
             let s = Server::with_module_args(flavor, &args);
             let mut c = s.conn();
-            let v: Vec<String> = cmd("CONFIG")
-                .arg("GET")
-                .arg("cachekit.key-style")
-                .query(&mut c)
-                .unwrap();
-            assert_eq!(v, ["cachekit.key-style", "tagged"], "{flavor:?} {args:?}");
+            assert_eq!(
+                config_get(&mut c, "key-style"),
+                "tagged",
+                "{flavor:?} {args:?}"
+            );
             let _: () = cmd("CACHE.SETUSER").arg(5).arg("{}").query(&mut c).unwrap();
             let n: i64 = c.exists("user:{5}").unwrap();
             assert_eq!(n, 1, "{flavor:?} {args:?}: tagged style writes user:{{5}}");
@@ -169,18 +177,8 @@ fn load_argument_names_and_enum_values_ignore_case() {
         }
         let s = Server::with_module_args(flavor, &["User-TTL", "900", "KEY-STYLE", "PLAIN"]);
         let mut c = s.conn();
-        let v: Vec<String> = cmd("CONFIG")
-            .arg("GET")
-            .arg("cachekit.user-ttl")
-            .query(&mut c)
-            .unwrap();
-        assert_eq!(v, ["cachekit.user-ttl", "900"], "{flavor:?}");
-        let v: Vec<String> = cmd("CONFIG")
-            .arg("GET")
-            .arg("cachekit.key-style")
-            .query(&mut c)
-            .unwrap();
-        assert_eq!(v, ["cachekit.key-style", "plain"], "{flavor:?}");
+        assert_eq!(config_get(&mut c, "user-ttl"), "900", "{flavor:?}");
+        assert_eq!(config_get(&mut c, "key-style"), "plain", "{flavor:?}");
     }
 }
 

@@ -88,6 +88,42 @@ fn exercise(bytes: &[u8], now: u64, rule: Rule, cost: u64) -> Result<(), TestCas
     Ok(())
 }
 
+/// The state after checks at `T0` + the running sum of the steps' times,
+/// with the last time; every state written validates.
+fn build(steps: &[(u64, u64)], rule: Rule) -> Result<(Option<Vec<u8>>, u64), TestCaseError> {
+    let mut state: Option<Vec<u8>> = None;
+    let mut t = T0;
+    for &(dt, cost) in steps {
+        t += dt;
+        let mut out = Vec::new();
+        if let Ok(d) = check(state.as_deref(), t, rule, cost, Some(&mut out)) {
+            if d.allowed {
+                prop_assert!(validate(&out).is_ok());
+                state = Some(out);
+            }
+        }
+    }
+    Ok((state, t))
+}
+
+/// Exercises `s`, then `s` with flipped bytes, then that cut short.
+fn damage_and_exercise(
+    mut s: Vec<u8>,
+    now: u64,
+    rule: Rule,
+    flips: &[(usize, u8)],
+    cut: usize,
+) -> Result<(), TestCaseError> {
+    exercise(&s, now, rule, 1)?;
+    for &(at, byte) in flips {
+        let i = at % s.len();
+        s[i] ^= byte | 1;
+    }
+    exercise(&s, now, rule, 1)?;
+    s.truncate(cut % (s.len() + 1));
+    exercise(&s, now, rule, 1)
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(
@@ -121,27 +157,9 @@ proptest! {
         cut in any::<usize>(),
         now in any::<u64>(),
     ) {
-        let mut state: Option<Vec<u8>> = None;
-        let mut t = T0;
-        for (dt, cost) in steps {
-            t += dt;
-            let mut out = Vec::new();
-            if let Ok(d) = check(state.as_deref(), t, rule, cost, Some(&mut out)) {
-                if d.allowed {
-                    prop_assert!(validate(&out).is_ok());
-                    state = Some(out);
-                }
-            }
-        }
-        if let Some(mut s) = state {
-            exercise(&s, now, rule, 1)?;
-            for (at, byte) in flips {
-                let i = at % s.len();
-                s[i] ^= byte | 1;
-            }
-            exercise(&s, now, rule, 1)?;
-            s.truncate(cut % (s.len() + 1));
-            exercise(&s, now, rule, 1)?;
+        let (state, _) = build(&steps, rule)?;
+        if let Some(s) = state {
+            damage_and_exercise(s, now, rule, &flips, cut)?;
         }
     }
 
@@ -154,26 +172,10 @@ proptest! {
     ) {
         // Requests under 64 ms apart: runs of one-byte entries.
         let rule = Rule { limit: 500, window_ms: 60_000 };
-        let mut state: Option<Vec<u8>> = None;
-        let mut t = T0;
-        for (dt, cost) in steps {
-            t += dt;
-            let mut out = Vec::new();
-            if let Ok(d) = check(state.as_deref(), t, rule, cost, Some(&mut out)) {
-                if d.allowed {
-                    state = Some(out);
-                }
-            }
+        let (state, t) = build(&steps, rule)?;
+        if let Some(s) = state {
+            damage_and_exercise(s, t + later, rule, &flips, cut)?;
         }
-        let Some(mut s) = state else { return Ok(()) };
-        exercise(&s, t + later, rule, 1)?;
-        for (at, byte) in flips {
-            let i = at % s.len();
-            s[i] ^= byte | 1;
-        }
-        exercise(&s, t + later, rule, 1)?;
-        s.truncate(cut % (s.len() + 1));
-        exercise(&s, t + later, rule, 1)?;
     }
 
     #[test]
