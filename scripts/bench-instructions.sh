@@ -11,12 +11,15 @@
 #
 # Environment: SERVER (redis-server), BENCH (redis-benchmark), REQUESTS per
 # command (20000), IDS (100000 distinct ids, created before counting, so
-# checks and INCRs find their key as in a busy server).
+# checks and INCRs find their key as in a busy server), HELD_IDS (1000
+# limiters holding HELD requests each, 150, 5 ms apart: a busy limiter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS=${REQUESTS:-20000}
 IDS=${IDS:-100000}
+HELD_IDS=${HELD_IDS:-1000}
+HELD=${HELD:-150}
 
 NAME=bench-instructions
 # shellcheck source=scripts/bench-server.sh
@@ -36,23 +39,36 @@ load() { # requests, ids, command words...
 echo "creating $IDS counters and $IDS limiters (under valgrind, this takes a while)..." >&2
 load $((IDS * 2)) "$IDS" INCR bench:counter:__rand_int__
 load $((IDS * 2)) "$IDS" RATELIMIT.CHECK __rand_int__ 1000 600
+# Busy limiters, written directly at the times wanted (redis-benchmark's
+# __rand_int__ is a 12-digit id).
+now=$(cli EVAL 'local t = redis.call("TIME") return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)' 0)
+python3 - "$now" "$HELD_IDS" "$HELD" <<'RECORDS' | redis-cli -p "$port" --pipe >/dev/null
+import sys
+now, ids, held = (int(v) for v in sys.argv[1:])
+for k in range(ids):
+    for i in range(held):
+        args = ["RATELIMIT.RECORD", "rate_limit:default:held:%012d" % k,
+                str(now - 2000 + 5 * i), "1000", "600000", "1"]
+        sys.stdout.write("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args))
+RECORDS
 
-# name|command
+# name|ids|command
 tests=(
-  "GET|GET user:42"
-  "CACHE.GETUSER|CACHE.GETUSER 42"
-  "INCR|INCR bench:counter:__rand_int__"
-  "RATELIMIT.CHECK|RATELIMIT.CHECK __rand_int__ 1000 600"
-  "HGETALL, 8 fields|HGETALL bench:reply8"
-  "CACHE.KEY user 42|CACHE.KEY user 42"
+  "GET|$IDS|GET user:42"
+  "CACHE.GETUSER|$IDS|CACHE.GETUSER 42"
+  "INCR|$IDS|INCR bench:counter:__rand_int__"
+  "RATELIMIT.CHECK|$IDS|RATELIMIT.CHECK __rand_int__ 1000 600"
+  "CHECK, $HELD held|$HELD_IDS|RATELIMIT.CHECK held:__rand_int__ 1000 600"
+  "HGETALL, 8 fields|$IDS|HGETALL bench:reply8"
+  "CACHE.KEY user 42|$IDS|CACHE.KEY user 42"
 )
 k=0
 for spec in "${tests[@]}"; do
-  IFS='|' read -r name command <<< "$spec"
+  IFS='|' read -r name ids command <<< "$spec"
   callgrind_control -z "$server_pid" >/dev/null 2>&1
   callgrind_control -i on "$server_pid" >/dev/null 2>&1
   # shellcheck disable=SC2086
-  load "$REQUESTS" "$IDS" $command
+  load "$REQUESTS" "$ids" $command
   callgrind_control -i off "$server_pid" >/dev/null 2>&1
   callgrind_control -d "run$k" "$server_pid" >/dev/null 2>&1
   out=$(ls -t "$dir"/cg.out* | head -1)

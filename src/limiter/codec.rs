@@ -183,6 +183,8 @@ pub(crate) struct Decoded<'a> {
     pub first: (u64, u64),
     /// The entries after the first.
     pub rest: Entries<'a>,
+    /// The encoded entries, all of them (what follows the header).
+    pub entries: &'a [u8],
 }
 
 /// O(1) decode: checks everything that can be checked without a scan.
@@ -213,6 +215,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, StateError> {
     if reader.at_end() {
         return Err(corrupt("no entries"));
     }
+    let entries = reader.rest();
     let first = read_entry(&mut reader, 0)?;
     let last_t = first
         .0
@@ -235,6 +238,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, StateError> {
             prev_t: first.0,
             last_t,
         },
+        entries,
     })
 }
 

@@ -199,11 +199,12 @@ fn run_sequence(rng: &mut StdRng, policy_changes: bool, case: u64, stats: &mut S
         let rewrite_model = match (d.allowed, model.as_ref()) {
             (false, Some(o)) => {
                 let m = Model {
-                    ts: counted_at(&o.ts, u128::from(now), rule.window_ms),
+                    ts: o.ts.clone(),
                     limit: rule.limit,
                     window_ms: rule.window_ms,
                 };
-                (!m.ts.is_empty() && model_expire(&m) > model_expire(o)).then_some(m)
+                let counted = !counted_at(&o.ts, u128::from(now), rule.window_ms).is_empty();
+                (counted && model_expire(&m) > model_expire(o)).then_some(m)
             }
             _ => None,
         };

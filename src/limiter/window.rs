@@ -29,9 +29,10 @@
 //! window (each entry is dropped once, so this is amortized O(1) per
 //! admitted request). A denied check or a peek then scans at most `cost`
 //! units, so a flooded limiter answers in O(cost) however much it holds.
-//! A check that writes decodes every entry it keeps first (O(entries), a
-//! few instructions each, next to the copy it makes of them anyway), so a
-//! damaged value is refused rather than carried into the next state.
+//! A check (or peek) that is allowed decodes every entry it keeps first
+//! (O(entries), a few instructions each, next to the copy it makes of them
+//! anyway), so a damaged value is refused rather than carried into the
+//! next state.
 
 use std::fmt;
 
@@ -175,8 +176,8 @@ fn ms_left(t: u64, window_ms: u64, now_ms: u64) -> u64 {
 
 /// Decodes the state and skips the entries no longer counted at `now`.
 /// Costs O(skipped entries): the entries after the first counted one are
-/// checked only before they are written again ([`Live::check_kept`]), so a
-/// denied check stays O(cost) however many requests the limiter holds.
+/// checked only by an allowed check ([`Live::check_kept`]), so a denied
+/// check stays O(cost) however many requests the limiter holds.
 fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'_>, StateError> {
     let Some(bytes) = state else {
         return Ok(Live {
@@ -246,21 +247,16 @@ impl Live<'_> {
     }
 }
 
-/// Writes the entries still counted, under `rule` as the stored rule, and
-/// nothing new: what a denied check under a longer window stores.
-fn write_rule(out: &mut Vec<u8>, live: &Live<'_>, rule: Rule) -> Result<(), StateError> {
-    let (Some(kept), Some(last_t)) = (&live.kept, live.last_t) else {
-        return Err(StateError::Corrupt("no counted entry to keep"));
-    };
-    let tail = kept.rest.remaining_bytes();
-    let span = last_t.checked_sub(kept.t).ok_or(StateError::Corrupt(
-        "entry newer than the stored newest time",
-    ))?;
+/// The same entries, every one of them, under `rule` as the stored rule:
+/// what a denied check under a longer window stores. Nothing is dropped,
+/// so no later check, under any rule, counts less than it would have.
+fn write_rule(out: &mut Vec<u8>, bytes: &[u8], rule: Rule) -> Result<(), StateError> {
+    let d = codec::decode(bytes)?;
+    let span = d.last_t - d.first.0;
     out.clear();
-    out.reserve(codec::MAX_HEADER_LEN + codec::MAX_ENTRY_LEN + tail.len());
-    codec::put_header(out, rule.limit, rule.window_ms, live.count, span);
-    codec::put_entry(out, kept.t, kept.count);
-    out.extend_from_slice(tail);
+    out.reserve(codec::MAX_HEADER_LEN + d.entries.len());
+    codec::put_header(out, rule.limit, rule.window_ms, d.total, span);
+    out.extend_from_slice(d.entries);
     Ok(())
 }
 
@@ -362,8 +358,8 @@ pub enum Effect {
     Store(Expiry),
     /// Denied under a window longer than the stored one (the policy
     /// changed), whose expiry would end the key while its entries still
-    /// count: store the new state (the counted entries under this rule,
-    /// nothing added) and this expiry. Replayed as a record of cost 0.
+    /// count: store the new state (the same entries under this rule) and
+    /// this expiry. Replayed as a record of cost 0.
     Rewrite(Expiry),
     /// Denied: nothing changes.
     Nothing,
@@ -395,8 +391,9 @@ fn decide(
     let after = live.count.checked_add(cost).filter(|n| *n <= limit);
     if let Some(current) = after {
         let rec_t = live.record_time(now_ms);
+        // Checked whether or not it writes, so that PEEK answers as CHECK.
+        live.check_kept()?;
         if let Some(out) = out {
-            live.check_kept()?;
             write_state(out, &live, rule, rec_t, cost, current)?;
         }
         let oldest = live.kept.as_ref().map_or(rec_t, |k| k.t);
@@ -430,10 +427,10 @@ fn decide(
     };
     // Entries still count until the newest leaves this rule's window.
     let needed = live.last_t.map(|last| expiry_of(last, rule.window_ms));
-    let effect = match (needed, out) {
-        (Some(at), Some(out)) if live.kept.is_some() && needed > live.old_expiry => {
+    let effect = match (needed, out, state) {
+        (Some(at), Some(out), Some(bytes)) if live.kept.is_some() && needed > live.old_expiry => {
             live.check_kept()?;
-            write_rule(out, &live, rule)?;
+            write_rule(out, bytes, rule)?;
             Effect::Rewrite(Expiry {
                 at_ms: at,
                 changed: true,
@@ -476,10 +473,11 @@ pub fn record(
     let live = live_view(state, now_ms, rule.window_ms)?;
     live.check_kept()?;
     if cost == 0 {
-        let Some(last_t) = live.last_t.filter(|_| live.kept.is_some()) else {
+        let (Some(bytes), Some(last_t)) = (state, live.last_t.filter(|_| live.kept.is_some()))
+        else {
             return Ok(None);
         };
-        write_rule(out, &live, rule)?;
+        write_rule(out, bytes, rule)?;
         return Ok(Some(live.expiry_after(last_t, rule.window_ms)));
     }
     let new_total = live
@@ -928,6 +926,27 @@ mod tests {
     }
 
     #[test]
+    fn a_rewrite_drops_nothing_later_checks_count() {
+        let r = |limit, window_s: u64| Rule::new(limit, window_s * 1000).unwrap();
+        let mut s = None;
+        assert!(hit(&mut s, T0, r(5, 10), 1).allowed);
+        assert!(hit(&mut s, T0 + 9_000, r(5, 10), 1).allowed);
+        // Denied under 1 per 15 s (T0 + 9 s still counts): a rewrite.
+        let mut out = Vec::new();
+        let (d, effect) =
+            check_and_store(s.as_deref(), T0 + 15_500, r(1, 15), 1, &mut out).unwrap();
+        assert!(!d.allowed);
+        assert!(matches!(effect, Effect::Rewrite(_)), "{effect:?}");
+        // Both requests are still there for a check under a longer window.
+        let i = info(&out, T0 + 16_000).unwrap();
+        assert_eq!(i.timestamps, [T0 + 9_000]);
+        assert_eq!(super::codec::decode(&out).unwrap().total, 2);
+        let d = check(Some(&out), T0 + 16_000, r(2, 100), 1, None).unwrap();
+        assert!(!d.allowed, "{d:?}");
+        assert_eq!(d.current_count, 2);
+    }
+
+    #[test]
     fn damage_after_the_first_counted_entry_is_refused_before_a_write() {
         let mut s = None;
         for t in [T0, T0 + 1, T0 + 2, T0 + 3] {
@@ -948,7 +967,10 @@ mod tests {
             assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
             let r = record(Some(v), T0 + 4, rule(10), 1, &mut out);
             assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
-            // A denied check or a peek reads only up to what it needs.
+            // So does a PEEK that would be allowed: it answers as CHECK.
+            let r = peek(Some(v), T0 + 4, rule(10), 1);
+            assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
+            // A denied check reads only up to what it needs.
             assert!(!check(Some(v), T0 + 4, rule(3), 1, None).unwrap().allowed);
         }
         // Entry times that overflow u64 on the way to a newest time of
