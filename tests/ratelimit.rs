@@ -835,6 +835,30 @@ fn pttl(c: &mut Connection, id: &str) -> i64 {
 }
 
 #[test]
+fn info_reports_the_rule_of_the_last_check() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        assert!(check(&mut c, &["lr", "5", "60"]).allowed);
+        // Denied under another rule: that rule is stored, nothing dropped.
+        assert!(!check(&mut c, &["lr", "1", "10"]).allowed);
+        let i = info(&mut c, &["lr"]);
+        assert_eq!((i.count, i.limit, i.window_ms), (1, 1, 10_000));
+        assert!(
+            i.ttl_ms <= 11_000,
+            "TTL follows the stored window: {}",
+            i.ttl_ms
+        );
+        // A PEEK under yet another rule only reads.
+        assert!(!peek(&mut c, &["lr", "1", "20"]).allowed);
+        let i = info(&mut c, &["lr"]);
+        assert_eq!((i.limit, i.window_ms), (1, 10_000));
+        assert!(check(&mut c, &["lr", "5", "60"]).allowed);
+        let i = info(&mut c, &["lr"]);
+        assert_eq!((i.count, i.limit, i.window_ms), (2, 5, 60_000));
+    });
+}
+
+#[test]
 fn a_longer_window_keeps_a_denied_limiter_alive() {
     on_each_server(|s| {
         let mut c = s.conn();

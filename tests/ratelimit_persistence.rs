@@ -175,7 +175,15 @@ fn one_admitted_check_replicates_a_small_fixed_number_of_bytes() {
             "{one} bytes for a check on a 21-request limiter"
         );
 
-        // A denied check replicates nothing.
+        // A denied check under another rule than the stored one stores
+        // that rule: a few bytes too. Denied checks after it replicate nothing.
+        let before = repl_offset(&mut pc);
+        assert!(!allowed(&mut pc, &["warm", "1", "60"]));
+        let rule_change = repl_offset(&mut pc) - before;
+        assert!(
+            rule_change > 0 && rule_change <= 200,
+            "{rule_change} bytes for a rule change"
+        );
         let before = repl_offset(&mut pc);
         for _ in 0..10 {
             assert!(!allowed(&mut pc, &["warm", "1", "60"]));

@@ -3,7 +3,7 @@
 //! ```text
 //! byte 0        magic/version 0xC1 (never valid in UTF-8, so no text value
 //!               written with SET can start with it)
-//! varint        limit      (1..=MAX_LIMIT; the limit of the last allowed check)
+//! varint        limit      (1..=MAX_LIMIT; the limit of the last check)
 //! varint        window_ms  (MIN_WINDOW_MS..=MAX_WINDOW_MS; same)
 //! varint        total      (1..=MAX_LIMIT; sum of all entry counts)
 //! varint        span       (newest entry time - oldest entry time)

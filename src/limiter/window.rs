@@ -20,10 +20,10 @@
 //! Policy change: the rule passed to a check applies from that check on.
 //! Entries are dropped and counted with the new window and compared with
 //! the new limit; the stored rule (reported by `info`, used by
-//! `expire_at_ms`) is replaced by an allowed check or `record`, and by a
-//! denied check whose longer window would otherwise let the key expire
-//! while its entries still count ([`Effect::Rewrite`]). Entries already
-//! dropped under a shorter old window are not brought back.
+//! `expire_at_ms`) is the rule of the last check: an allowed check, a
+//! denied one under another rule ([`Effect::Rewrite`], which keeps every
+//! entry, so the key lives while they count under that rule) or `record`.
+//! Entries already dropped under a shorter old window are not brought back.
 //!
 //! Cost: a check reads the header and drops the entries that left the
 //! window (each entry is dropped once, so this is amortized O(1) per
@@ -128,7 +128,7 @@ impl std::error::Error for StateError {}
 pub struct Info {
     /// Units counted at `now` under the stored window.
     pub count: u64,
-    /// The rule stored by the last allowed check.
+    /// The rule stored by the last check that wrote.
     pub limit: u64,
     pub window_ms: u64,
     /// Counted units' times, oldest first, one per unit of cost.
@@ -151,6 +151,8 @@ struct Live<'a> {
     last_t: Option<u64>,
     /// The expiry the stored state implies (see [`expire_at_ms`]).
     old_expiry: Option<u64>,
+    /// The stored rule (of the last check that wrote); `None` for no state.
+    stored: Option<Rule>,
 }
 
 impl Live<'_> {
@@ -185,10 +187,15 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
             kept: None,
             last_t: None,
             old_expiry: None,
+            stored: None,
         });
     };
     let d = codec::decode(bytes)?;
     let old_expiry = Some(expiry_of(d.last_t, d.window_ms));
+    let stored = Some(Rule {
+        limit: d.limit,
+        window_ms: d.window_ms,
+    });
     let (mut t, mut c) = d.first;
     let mut rest = d.rest;
     let mut dropped: u64 = 0;
@@ -208,6 +215,7 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                 kept: Some(Kept { t, count: c, rest }),
                 last_t: Some(d.last_t),
                 old_expiry,
+                stored,
             });
         }
         dropped = dropped
@@ -227,6 +235,7 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                     kept: None,
                     last_t: Some(d.last_t),
                     old_expiry,
+                    stored,
                 });
             }
         }
@@ -248,7 +257,7 @@ impl Live<'_> {
 }
 
 /// The same entries, every one of them, under `rule` as the stored rule:
-/// what a denied check under a longer window stores. Nothing is dropped,
+/// what a denied check under another rule stores. Nothing is dropped,
 /// so no later check, under any rule, counts less than it would have.
 fn write_rule(out: &mut Vec<u8>, bytes: &[u8], rule: Rule) -> Result<(), StateError> {
     let d = codec::decode(bytes)?;
@@ -356,10 +365,10 @@ pub fn check(
 pub enum Effect {
     /// Allowed: store the new state, and this expiry when it changed.
     Store(Expiry),
-    /// Denied under a window longer than the stored one (the policy
-    /// changed), whose expiry would end the key while its entries still
-    /// count: store the new state (the same entries under this rule) and
-    /// this expiry. Replayed as a record of cost 0.
+    /// Denied under another rule than the stored one (the policy changed):
+    /// store the same entries under this rule, and this expiry when it
+    /// changed, so that the key lives while its entries count under the
+    /// rule now applied. Replayed as a record of cost 0.
     Rewrite(Expiry),
     /// Denied: nothing changes.
     Nothing,
@@ -425,16 +434,13 @@ fn decide(
             .as_ref()
             .map_or(0, |k| ms_left(k.t, rule.window_ms, now_ms)),
     };
-    // Entries still count until the newest leaves this rule's window.
-    let needed = live.last_t.map(|last| expiry_of(last, rule.window_ms));
-    let effect = match (needed, out, state) {
-        (Some(at), Some(out), Some(bytes)) if live.kept.is_some() && needed > live.old_expiry => {
+    // The stored rule is the last check's: a denied check under another
+    // one stores it (and the expiry that goes with it), keeping every entry.
+    let effect = match (out, state, live.last_t) {
+        (Some(out), Some(bytes), Some(last_t)) if live.stored != Some(rule) => {
             live.check_kept()?;
             write_rule(out, bytes, rule)?;
-            Effect::Rewrite(Expiry {
-                at_ms: at,
-                changed: true,
-            })
+            Effect::Rewrite(live.expiry_after(last_t, rule.window_ms))
         }
         _ => Effect::Nothing,
     };
@@ -473,8 +479,7 @@ pub fn record(
     let live = live_view(state, now_ms, rule.window_ms)?;
     live.check_kept()?;
     if cost == 0 {
-        let (Some(bytes), Some(last_t)) = (state, live.last_t.filter(|_| live.kept.is_some()))
-        else {
+        let (Some(bytes), Some(last_t)) = (state, live.last_t) else {
             return Ok(None);
         };
         write_rule(out, bytes, rule)?;
