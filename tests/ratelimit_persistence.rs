@@ -82,8 +82,9 @@ fn traffic(c: &mut Connection) {
     allowed(c, &["dave", "2", "60"]);
     let _: i64 = cmd("RATELIMIT.RESET").arg("dave").query(c).unwrap();
     allowed(c, &["erin", "1000000", "3600", "COST", "1000"]);
-    // A longer window than the stored one: the denied check pushes the
-    // expiry out (a PEXPIREAT), so the entry is not lost while it counts.
+    // A longer window than the stored one: the denied check stores it and
+    // pushes the expiry out (a RECORD of cost 0), so the entry is not lost
+    // while it counts.
     assert!(allowed(c, &["frank", "1", "1"]));
     assert!(!allowed(c, &["frank", "1", "100"]));
     let ttl: i64 = cmd("PTTL")
