@@ -317,16 +317,15 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
         let mut buf = buf.borrow_mut();
         let (d, effect) = limiter::check_and_store(key.read_string()?, now, rule, a.cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
-        match effect {
-            Effect::Store(expiry) => {
-                store_state(ctx, &name, &key, &buf, expiry)?;
-                replicate_record(ctx, &name, now, rule, a.cost);
-            }
-            Effect::Rewrite(expiry) => {
-                store_state(ctx, &name, &key, &buf, expiry)?;
-                replicate_record(ctx, &name, now, rule, 0);
-            }
-            Effect::Nothing => {}
+        // A rule-only rewrite replays as a record of cost 0.
+        let written = match effect {
+            Effect::Store(expiry) => Some((expiry, a.cost)),
+            Effect::Rewrite(expiry) => Some((expiry, 0)),
+            Effect::Nothing => None,
+        };
+        if let Some((expiry, cost)) = written {
+            store_state(ctx, &name, &key, &buf, expiry)?;
+            replicate_record(ctx, &name, now, rule, cost);
         }
         COUNTERS.limiter(d.allowed);
         reply_decision(reply, &d, now);
@@ -419,7 +418,7 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
         MIN_WINDOW_MS as i64,
         MAX_WINDOW_MS as i64,
     )? as u64;
-    // Cost 0 replays a denied check that stored a longer window.
+    // Cost 0 replays a denied check that stored its rule (Effect::Rewrite).
     let cost = int_in(args.bytes(5), "cost", 0, MAX_COST as i64)? as u64;
     let ctx = reply.ctx();
     let name = OwnedString::new(args.bytes(1));

@@ -149,13 +149,16 @@ struct Live<'a> {
     kept: Option<Kept<'a>>,
     /// Newest stored time (of any entry, dropped or not); `None` for no state.
     last_t: Option<u64>,
-    /// The expiry the stored state implies (see [`expire_at_ms`]).
-    old_expiry: Option<u64>,
     /// The stored rule (of the last check that wrote); `None` for no state.
     stored: Option<Rule>,
 }
 
 impl Live<'_> {
+    /// The expiry the stored state implies (see [`expire_at_ms`]).
+    fn old_expiry(&self) -> Option<u64> {
+        Some(expiry_of(self.last_t?, self.stored?.window_ms))
+    }
+
     /// Where a new entry goes: `now`, clamped so the log stays sorted.
     fn record_time(&self, now_ms: u64) -> u64 {
         self.last_t.map_or(now_ms, |last| last.max(now_ms))
@@ -186,12 +189,10 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
             count: 0,
             kept: None,
             last_t: None,
-            old_expiry: None,
             stored: None,
         });
     };
     let d = codec::decode(bytes)?;
-    let old_expiry = Some(expiry_of(d.last_t, d.window_ms));
     let stored = Some(Rule {
         limit: d.limit,
         window_ms: d.window_ms,
@@ -214,7 +215,6 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                 count,
                 kept: Some(Kept { t, count: c, rest }),
                 last_t: Some(d.last_t),
-                old_expiry,
                 stored,
             });
         }
@@ -234,7 +234,6 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                     count: 0,
                     kept: None,
                     last_t: Some(d.last_t),
-                    old_expiry,
                     stored,
                 });
             }
@@ -339,7 +338,7 @@ impl Live<'_> {
         let at_ms = expiry_of(rec_t, window_ms);
         Expiry {
             at_ms,
-            changed: self.old_expiry != Some(at_ms),
+            changed: self.old_expiry() != Some(at_ms),
         }
     }
 }
