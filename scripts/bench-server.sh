@@ -30,14 +30,16 @@ cli() { redis-cli -p "$port" "$@"; }
 
 # start_server <seconds to wait> <server command...>: the command (a server,
 # or a wrapper such as taskset or valgrind that execs it, so that $! is the
-# server's own PID) gets the port, the directory and the module; waits
+# server's own PID) gets the port, the directory, the module and then
+# `extra_server_args` (an array, empty unless the caller sets it); waits
 # until the server answers PING.
+extra_server_args=()
 start_server() {
   local wait_s=$1 i
   shift
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$@" --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-    --daemonize no --logfile server.log --loadmodule "$MODULE" >"$dir/stdout.log" 2>&1 &
+    --daemonize no --logfile server.log --loadmodule "$MODULE" "${extra_server_args[@]}" >"$dir/stdout.log" 2>&1 &
   server_pid=$!
   for ((i = 0; i < wait_s * 10; i++)); do
     [ "$(cli PING 2>/dev/null)" = PONG ] && return 0

@@ -13,7 +13,9 @@
 # Environment: SERVER (redis-server), BENCH (redis-benchmark), ROUNDS (9),
 # REQUESTS per command per round (200000), IDS (100000 distinct ids),
 # STEADY_IDS (1000 ids held at ~100 requests each), PIPELINE (16),
-# CLIENTS (50), PIN (1: server on CPU 0, client on CPU 1).
+# CLIENTS (50), PIN (1: server on CPU 0, client on CPU 1), CELL_MODULE (path
+# to redis-cell's library: loaded into the same server, and its
+# CL.THROTTLE measured beside RATELIMIT.CHECK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,7 @@ STEADY_IDS=${STEADY_IDS:-1000}
 PIPELINE=${PIPELINE:-16}
 CLIENTS=${CLIENTS:-50}
 PIN=${PIN:-1}
+CELL_MODULE=${CELL_MODULE:-}
 
 NAME=bench
 # shellcheck source=scripts/bench-server.sh
@@ -35,6 +38,10 @@ if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
 fi
 results=$dir/results
+if [ -n "$CELL_MODULE" ]; then
+  [ -f "$CELL_MODULE" ] || { echo "bench: CELL_MODULE $CELL_MODULE not found" >&2; exit 1; }
+  extra_server_args=(--loadmodule "$(realpath "$CELL_MODULE")")
+fi
 start_server 10 "${server_cpu[@]}" "$SERVER"
 
 # The sliding log every Redis rate-limiting tutorial shows: one ZSET member
@@ -101,6 +108,11 @@ tests=(
   "CHECK, ~100 held|$STEADY_IDS|$steady_req|RATELIMIT.CHECK s:__rand_int__ 1000 600"
   "Lua log, ~100 held|$STEADY_IDS|$steady_req|EVALSHA $sha 1 bench:slog:__rand_int__ 1000 600000"
 )
+# redis-cell's GCRA under the same rule (a burst of 100, 100 per 60 s): its
+# state is one number, so it has no "held" variant.
+if [ -n "$CELL_MODULE" ]; then
+  tests+=("CL.THROTTLE (redis-cell)|$IDS|$REQUESTS|CL.THROTTLE cell:__rand_int__ 99 100 60 1")
+fi
 
 echo "server: $("$SERVER" --version | head -1)"
 echo "client: $("$BENCH" --version), -P $PIPELINE -c $CLIENTS; $ROUNDS rounds; $(nproc) CPUs${server_cpu:+, server and client pinned to separate CPUs}"
@@ -171,6 +183,9 @@ checks = [
     (f"MEMORY USAGE limiter, {count_spread} requests 500 ms apart ({ls} B value)", int(ms), "<=", 600),
     (f"MEMORY USAGE ZSET log, {count_zset} requests", int(zset), "", None),
 ]
+if "CL.THROTTLE (redis-cell)" in rows:
+    checks.insert(4, ("RATELIMIT.CHECK / CL.THROTTLE (redis-cell), rps",
+                      ratio("RATELIMIT.CHECK", "CL.THROTTLE (redis-cell)", 0), "", None))
 print(f"{'figure':<66}{'measured':>10}  target")
 for label, value, op, target in checks:
     shown = f"{value:.2f}" if isinstance(value, float) else str(value)
