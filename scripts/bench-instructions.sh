@@ -12,7 +12,8 @@
 # Environment: SERVER (redis-server), BENCH (redis-benchmark), REQUESTS per
 # command (20000), IDS (100000 distinct ids, created before counting, so
 # checks and INCRs find their key as in a busy server), HELD_IDS (1000
-# limiters holding HELD requests each, 150, 5 ms apart: a busy limiter).
+# limiters holding HELD requests each, 150, 5 ms apart: a busy limiter),
+# CELL_MODULE (path to redis-cell's library: its CL.THROTTLE is counted too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,11 @@ NAME=bench-instructions
 # shellcheck source=scripts/bench-server.sh
 . scripts/bench-server.sh
 need_tools "$SERVER" "$BENCH" redis-cli valgrind callgrind_control callgrind_annotate python3
+CELL_MODULE=${CELL_MODULE:-}
+if [ -n "$CELL_MODULE" ]; then
+  [ -f "$CELL_MODULE" ] || { echo "$NAME: CELL_MODULE $CELL_MODULE not found" >&2; exit 1; }
+  extra_server_args=(--loadmodule "$(realpath "$CELL_MODULE")")
+fi
 start_server 30 valgrind --tool=callgrind --instr-atstart=no --cache-sim=yes --LL=8388608,16,64 \
   --callgrind-out-file="$dir/cg.out" "$SERVER"
 
@@ -39,6 +45,11 @@ load() { # requests, ids, command words...
 echo "creating $IDS counters and $IDS limiters (under valgrind, this takes a while)..." >&2
 load $((IDS * 2)) "$IDS" INCR bench:counter:__rand_int__
 load $((IDS * 2)) "$IDS" RATELIMIT.CHECK __rand_int__ 1000 600
+# redis-cell's keys go to database 1, so that the keys of the other rows
+# stay as they are without it.
+if [ -n "$CELL_MODULE" ]; then
+  load $((IDS * 2)) "$IDS" --dbnum 1 CL.THROTTLE cell:__rand_int__ 999 1000 600 1
+fi
 # Busy limiters, written directly at the times wanted (redis-benchmark's
 # __rand_int__ is a 12-digit id).
 now=$(cli EVAL 'local t = redis.call("TIME") return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)' 0)
@@ -62,6 +73,9 @@ tests=(
   "HGETALL, 8 fields|$IDS|HGETALL bench:reply8"
   "CACHE.KEY user 42|$IDS|CACHE.KEY user 42"
 )
+if [ -n "$CELL_MODULE" ]; then
+  tests+=("CL.THROTTLE (redis-cell)|$IDS|--dbnum 1 CL.THROTTLE cell:__rand_int__ 999 1000 600 1")
+fi
 k=0
 for spec in "${tests[@]}"; do
   IFS='|' read -r name ids command <<< "$spec"
