@@ -104,7 +104,9 @@ impl PolicyConfig {
 
 impl ConfigurationValue<RedisString> for PolicyConfig {
     fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
-        RedisString::create(None, self.current().render())
+        // Binary-safe: nothing the parser accepts holds a NUL, but a getter
+        // must not be able to panic.
+        RedisString::create_from_slice(std::ptr::null_mut(), self.current().render().as_bytes())
     }
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
@@ -135,7 +137,12 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     pub fn parse(args: &[RedisString]) -> Result<LoadArgs, String> {
-        let texts: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
+        let mut texts = Vec::with_capacity(args.len());
+        for (i, arg) in args.iter().enumerate() {
+            let text = std::str::from_utf8(arg.as_slice())
+                .map_err(|_| format!("module argument {} is not valid UTF-8", i + 1))?;
+            texts.push(text.to_string());
+        }
         LoadArgs::from_texts(&texts)
     }
 

@@ -35,7 +35,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     match load(ctx, args) {
         Ok(()) => Status::Ok,
         Err(e) => {
-            ctx.log_warning(&format!("cachekit: not loaded: {e}"));
+            // Not the crate's logger: it passes the text as a format string.
+            log::warning(ctx.ctx, &format!("cachekit: not loaded: {e}"));
             // Nothing of ours may run once Redis has given up on the module.
             drop(std::panic::take_hook());
             Status::Err
@@ -97,6 +98,7 @@ fn missing_api() -> Option<&'static str> {
         RedisModule_StringPtrLen,
         RedisModule_StringSet,
         RedisModule_StringTruncate,
+        RedisModule_ValueLength,
         RedisModule_WrongArity,
     );
     None

@@ -14,10 +14,13 @@ pub const MAX_ACTION_LEN: usize = 64;
 impl Policies {
     pub fn parse(text: &str) -> Result<Policies, String> {
         let mut rules: Vec<(String, Rule)> = Vec::new();
+        // A set for the duplicate check: the text may be long (CONFIG SET
+        // takes any size), and a scan per item would be quadratic.
+        let mut seen = std::collections::HashSet::new();
         for item in text.split_ascii_whitespace() {
             let (action, rule) = parse_item(item)?;
-            if rules.iter().any(|(a, _)| a == action) {
-                return Err(format!("action '{action}' is given twice"));
+            if !seen.insert(action) {
+                return Err(format!("action '{}' is given twice", printable(action)));
             }
             rules.push((action.to_string(), rule));
         }
@@ -43,6 +46,24 @@ impl Policies {
 }
 
 fn parse_item(item: &str) -> Result<(&str, Rule), String> {
+    let result = parse_rule(item);
+    // Errors quote the item: escape what could not be shown (or logged) as is.
+    result.map_err(|e| e.replace(item, &printable(item)))
+}
+
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn parse_rule(item: &str) -> Result<(&str, Rule), String> {
     let shape = || format!("'{item}' is not of the form action:limit/window_seconds");
     let (action, rest) = item.rsplit_once(':').ok_or_else(shape)?;
     let (limit, window) = rest.split_once('/').ok_or_else(shape)?;
@@ -54,6 +75,13 @@ fn parse_item(item: &str) -> Result<(&str, Rule), String> {
     if action.contains(['{', '}']) {
         return Err(format!(
             "'{item}': the action must not contain '{{' or '}}'"
+        ));
+    }
+    // Control characters (NUL above all) cannot go into a config value
+    // that Redis shows and rewrites as text.
+    if action.chars().any(char::is_control) {
+        return Err(format!(
+            "'{item}': the action must not contain control characters"
         ));
     }
     let limit: u64 = parse_ll(limit.as_bytes())
@@ -134,9 +162,37 @@ mod tests {
             "a: 5/60",
             "a:1e3/60",
             "a:0x10/60",
+            "a\0b:1/1",
+            "a\u{7f}:1/1",
+            "a\u{85}:1/1",
         ] {
             assert!(Policies::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_show_control_characters_escaped() {
+        for (bad, shown) in [
+            ("a\0b:1/1", "a\\u{0}b:1/1"),
+            ("a\0b", "a\\u{0}b"),
+            ("a\u{1}:0/1", "a\\u{1}:0/1"),
+        ] {
+            let err = Policies::parse(bad).unwrap_err();
+            assert!(err.contains(shown), "{err}");
+            assert!(!err.chars().any(char::is_control), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn many_policies_parse() {
+        let text: Vec<String> = (0..100_000).map(|i| format!("a{i}:1/1")).collect();
+        let p = Policies::parse(&text.join(" ")).unwrap();
+        assert_eq!(p.get(b"a99999").map(|r| r.limit), Some(1));
+        let dup = format!("{} a5:1/1", text.join(" "));
+        assert_eq!(
+            Policies::parse(&dup),
+            Err("action 'a5' is given twice".into())
+        );
     }
 }
 

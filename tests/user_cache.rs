@@ -130,6 +130,9 @@ fn bad_load_arguments_refuse_to_load() {
             vec!["user-ttl", " 5"],
             vec!["ratelimit-policies", "a:+5/60"],
             vec!["ratelimit-policies", "a:05/060"],
+            // The reason is logged as text, never as a format string.
+            vec!["user-ttl", "%s%s%s%s%s%n"],
+            vec!["ratelimit-policies", "%s%s%s%s%n\t:1/1"],
         ] {
             let opts = common::Options {
                 module_args: args.iter().map(|s| s.to_string()).collect(),
