@@ -63,6 +63,21 @@ pub fn key_name<E>(build: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<
     })
 }
 
+/// Lengths (bytes) of limiter values written at their exact size: from
+/// where growing in place could take a limiter of 100 requests over 600
+/// bytes of `MEMORY USAGE`, up to the longest 100 requests can encode to
+/// (a longer value holds more, and grows in place).
+pub const EXACT_SIZE: std::ops::RangeInclusive<usize> = 200..=600;
+
+/// How [`Key::write_bytes`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The key's string was changed in place; its expiry is as it was.
+    InPlace,
+    /// The key was set to a new string, which drops its expiry.
+    Replaced,
+}
+
 /// An open key, closed on drop.
 pub struct Key {
     ptr: *mut raw::RedisModuleKey,
@@ -156,11 +171,24 @@ impl Key {
     /// A new key is created by the truncate as a plain (raw) string, which
     /// later writes change in place; a string made with `StringSet` would
     /// be a small embedded one that Redis copies again on the next write.
-    pub fn write_bytes(&self, data: &[u8]) -> Result<(), CmdError> {
+    ///
+    /// Growing in place lets Redis reserve up to as much again as the new
+    /// length. For a value in [`EXACT_SIZE`] that would break the memory
+    /// bound of a limiter holding 100 requests, so such a value is written
+    /// as a new string of its exact size whenever its length changes.
+    pub fn write_bytes(&self, data: &[u8]) -> Result<Written, CmdError> {
         let ok = raw::REDISMODULE_OK as c_int;
         let t = self.key_type();
-        if t == raw::REDISMODULE_KEYTYPE_STRING as c_int
-            || (t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int && !data.is_empty())
+        let is_string = t == raw::REDISMODULE_KEYTYPE_STRING as c_int;
+        // SAFETY: open key holding a string.
+        let old_len = if is_string {
+            unsafe { rm!(RedisModule_ValueLength)(self.ptr) }
+        } else {
+            0
+        };
+        let exact = is_string && old_len != data.len() && EXACT_SIZE.contains(&data.len());
+        if !exact
+            && (is_string || (t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int && !data.is_empty()))
         {
             // SAFETY: key opened for writing, empty or holding a string; after
             // the truncate the DMA pointer addresses exactly `data.len()` writable bytes.
@@ -176,14 +204,14 @@ impl Key {
                 }
                 std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.cast::<u8>(), len);
             }
-            return Ok(());
+            return Ok(Written::InPlace);
         }
         let value = OwnedString::new(data);
         // SAFETY: key opened for writing; StringSet keeps its own reference.
         if unsafe { rm!(RedisModule_StringSet)(self.ptr, value.ptr()) } != ok {
             return Err(CmdError::Static("ERR could not write the key"));
         }
-        Ok(())
+        Ok(Written::Replaced)
     }
 
     /// Remaining TTL in ms, -1 without expiry, -2 when the key does not exist.

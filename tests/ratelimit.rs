@@ -486,13 +486,34 @@ fn policies_by_action_and_config_set() {
             ":10/60",
             "a:1/1/1",
             "default:10/60 broken",
+            // A NUL could not be shown by CONFIG GET or written by CONFIG
+            // REWRITE; an error quoting it must not break the reply either.
+            "a\0b:1/1",
+            "a\0b",
+            "a\u{1}b:1/1",
         ] {
             let r: redis::RedisResult<()> = cmd("CONFIG")
                 .arg(&["SET", "cachekit.ratelimit-policies", bad])
                 .query(&mut c);
-            assert!(r.is_err(), "accepted {bad:?}");
+            let e = r.expect_err(&format!("accepted {bad:?}"));
+            assert_eq!(e.code(), Some("ERR"), "{bad:?}: {e:?}");
             assert_eq!(policies(&mut c), "default:3/1 login:2/5", "after {bad:?}");
         }
+        // Many policies parse in linear time (the duplicate check included).
+        let many: Vec<String> = (0..50_000).map(|i| format!("p{i}:1/1")).collect();
+        let _: () = cmd("CONFIG")
+            .arg(&["SET", "cachekit.ratelimit-policies", &many.join(" ")])
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(policies(&mut c), many.join(" "));
+        let _: () = cmd("CONFIG")
+            .arg(&[
+                "SET",
+                "cachekit.ratelimit-policies",
+                "default:3/1 login:2/5",
+            ])
+            .query(&mut c)
+            .unwrap();
         // An empty policy list is valid: every check must then be explicit.
         let _: () = cmd("CONFIG")
             .arg(&["SET", "cachekit.ratelimit-policies", ""])
@@ -1021,27 +1042,48 @@ fn other_types_and_corrupted_values_give_errors() {
 
 #[test]
 fn a_limiter_of_100_requests_stays_small() {
+    // Gaps between requests (ms) and the window (s): two to five bytes per
+    // request, the widest spread a 30-day window can hold last.
+    let mut worst: Vec<i64> = vec![134_217_728; 18];
+    worst.extend(std::iter::repeat_n(1_048_576, 81));
+    let spreads: Vec<(&str, Vec<i64>, i64)> = vec![
+        ("ms500", vec![500; 99], 60),
+        ("min1", vec![60_000; 99], 6_001),
+        ("s2000", vec![2_000_000; 99], 200_001),
+        ("widest", worst, 2_592_000),
+    ];
     on_each_server(|s| {
         let mut c = s.conn();
         let now = now_ms();
-        // One request every 500 ms across the window (two-byte deltas),
-        // then the same in one burst (one-byte deltas).
-        for i in 0..100 {
-            let at = (now - 50_000 + i * 500).to_string();
-            let _: () = cmd("RATELIMIT.RECORD")
-                .arg(&["rate_limit:default:spread", &at, "100", "60000", "1"])
-                .query(&mut c)
-                .unwrap();
+        for (id, gaps, window_s) in &spreads {
+            let mut at = now - gaps.iter().sum::<i64>() - 1_000;
+            let key = format!("rate_limit:default:{id}");
+            for gap in std::iter::once(&0).chain(gaps.iter()) {
+                at += gap;
+                let (t, w) = (at.to_string(), (window_s * 1000).to_string());
+                let _: () = cmd("RATELIMIT.RECORD")
+                    .arg(&[key.as_str(), &t, "100", &w, "1"])
+                    .query(&mut c)
+                    .unwrap();
+            }
+            // The key expires when its last request leaves the window
+            // (rounded up to a second), however its value was written.
+            let at_ms = (at + window_s * 1000 + 999) / 1000 * 1000;
+            let pexpiretime: i64 = cmd("PEXPIRETIME").arg(&key).query(&mut c).unwrap();
+            assert_eq!(pexpiretime, at_ms, "{id}");
         }
         for _ in 0..100 {
             check(&mut c, &["burst", "100", "60"]);
         }
-        for id in ["spread", "burst"] {
+        let ids = spreads.iter().map(|(id, _, _)| *id).chain(["burst"]);
+        for id in ids {
             let i = info(&mut c, &[id]);
-            assert!(i.count >= 99, "{id}: {}", i.count);
+            assert_eq!(i.count, 100, "{id}");
             let key = format!("rate_limit:default:{id}");
             let bytes: i64 = cmd("MEMORY").arg(&["USAGE", &key]).query(&mut c).unwrap();
-            assert!(bytes <= 600, "{id}: MEMORY USAGE {bytes}");
+            let len: i64 = cmd("STRLEN").arg(&key).query(&mut c).unwrap();
+            assert!(bytes <= 600, "{id}: MEMORY USAGE {bytes} ({len} B value)");
+            assert!(i.ttl_ms > 0, "{id}: {}", i.ttl_ms);
         }
     });
 }

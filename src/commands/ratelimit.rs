@@ -18,7 +18,7 @@ use crate::limiter::{
 };
 use crate::reply::{rm, Reply};
 use crate::stats::COUNTERS;
-use crate::store::{key_name, notify, now_ms, replicate, Key, Mode, OwnedString};
+use crate::store::{key_name, notify, now_ms, replicate, Key, Mode, OwnedString, Written};
 
 thread_local! {
     // Commands run on Redis's main thread: one scratch buffer serves every check.
@@ -172,10 +172,13 @@ fn store_state(
     state: &[u8],
     expiry: Expiry,
 ) -> CmdResult {
-    key.write_bytes(state)?;
+    let written = key.write_bytes(state)?;
     notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"ratelimit", name);
-    if expiry.changed {
+    // A replaced value lost its expiry: it gets the same one back, silently.
+    if expiry.changed || written == Written::Replaced {
         key.set_abs_expire(i64::try_from(expiry.at_ms).unwrap_or(i64::MAX));
+    }
+    if expiry.changed {
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
     }
     Ok(())
