@@ -114,12 +114,16 @@ impl Snapshot {
 }
 
 /// Percent of hits, rounded to 2 decimals; 0 when there were no requests.
+/// Computed as the original Python did, `round(hits / total * 100, 2)`:
+/// the exact value of the double rounded half to even (3.125 -> 3.12),
+/// which is what `{:.2}` formats, so both report the same figures.
 pub fn hit_rate(hits: u64, misses: u64) -> f64 {
-    let total = hits + misses;
+    let total = hits.saturating_add(misses);
     if total == 0 {
         return 0.0;
     }
-    (hits as f64 * 10000.0 / total as f64).round() / 100.0
+    let pct = hits as f64 / total as f64 * 100.0;
+    format!("{pct:.2}").parse().unwrap_or(pct)
 }
 
 pub const LOW_HIT_RATE: f64 = 70.0;
@@ -167,6 +171,11 @@ mod tests {
         assert_eq!(hit_rate(1, 2), 33.33);
         assert_eq!(hit_rate(2, 1), 66.67);
         assert_eq!(hit_rate(5, 0), 100.0);
+        // Ties as Python's round() takes them: 1/32 is 3.125 exactly.
+        assert_eq!(hit_rate(1, 31), 3.12);
+        assert_eq!(hit_rate(3, 29), 9.38);
+        assert_eq!(hit_rate(1, 7), 12.5);
+        assert_eq!(hit_rate(u64::MAX, u64::MAX), 100.0);
     }
 
     #[test]
