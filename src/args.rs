@@ -49,10 +49,30 @@ pub fn is_token(arg: &[u8], token: &str) -> bool {
     arg.eq_ignore_ascii_case(token.as_bytes())
 }
 
+fn shown(arg: &[u8]) -> String {
+    String::from_utf8_lossy(&arg[..arg.len().min(64)]).into_owned()
+}
+
 pub fn syntax_error(arg: &[u8], allowed: &str) -> CmdError {
-    let shown = String::from_utf8_lossy(&arg[..arg.len().min(64)]).into_owned();
     CmdError::msg(format!(
-        "ERR syntax error near '{shown}': allowed options are {allowed}"
+        "ERR syntax error near '{}': allowed options are {allowed}",
+        shown(arg)
+    ))
+}
+
+/// An option given last, without its value.
+pub fn missing_value(option: &[u8], allowed: &str) -> CmdError {
+    CmdError::msg(format!(
+        "ERR syntax error: {} needs a value; allowed options are {allowed}",
+        shown(option)
+    ))
+}
+
+/// An option given more than once (Redis's own commands refuse that too).
+pub fn given_twice(option: &[u8], allowed: &str) -> CmdError {
+    CmdError::msg(format!(
+        "ERR syntax error: {} is given twice; allowed options are {allowed}",
+        shown(option)
     ))
 }
 

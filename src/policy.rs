@@ -69,7 +69,7 @@ fn parse_rule(item: &str) -> Result<(&str, Rule), String> {
     let (limit, window) = rest.split_once('/').ok_or_else(shape)?;
     if action.is_empty() || action.len() > MAX_ACTION_LEN {
         return Err(format!(
-            "'{item}': the action must be 1 to {MAX_ACTION_LEN} characters"
+            "'{item}': the action must be 1 to {MAX_ACTION_LEN} bytes"
         ));
     }
     if action.contains(['{', '}']) {

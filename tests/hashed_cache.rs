@@ -439,6 +439,41 @@ fn ttls_stats_and_bad_input() {
                 cmd("CACHE.KEY").arg("nope").arg("q").clone(),
                 "ERR unknown key kind",
             ),
+            // Options: what was wrong, and every option the command takes.
+            (
+                cmd("CACHE.SETSEARCH").arg(&["q", "42", "{}", "BOGUS", "1"]).clone(),
+                "ERR syntax error near 'BOGUS': allowed options are [FILTERS <json-object>] [TTL <seconds>]",
+            ),
+            (
+                cmd("CACHE.SETSEARCH").arg(&["q", "42", "{}", "TTL", "5", "FILTERS"]).clone(),
+                "ERR syntax error: FILTERS needs a value; allowed options are [FILTERS <json-object>] [TTL <seconds>]",
+            ),
+            (
+                cmd("CACHE.SETSEARCH")
+                    .arg(&["q", "42", "{}", "FILTERS", "{}", "TTL", "5", "filters", "{}"])
+                    .clone(),
+                "ERR syntax error: filters is given twice; allowed options are [FILTERS <json-object>] [TTL <seconds>]",
+            ),
+            (
+                cmd("CACHE.SETSEARCH").arg(&["q", "42", "{}", "TTL", "5", "TTL", "6"]).clone(),
+                "ERR syntax error: TTL is given twice",
+            ),
+            (
+                cmd("CACHE.SETRAG").arg(&["q", "1", "2", "{}", "TTL"]).clone(),
+                "ERR syntax error: TTL needs a value; allowed options are [TTL <seconds>]",
+            ),
+            (
+                cmd("CACHE.GETSEARCH").arg(&["q", "42", "FILTERS", "{}", "extra"]).clone(),
+                "ERR syntax error near 'extra': allowed options are [FILTERS <json-object>]",
+            ),
+            (
+                cmd("CACHE.GETSEARCH").arg(&["q", "42", "FILTERS", "{}", "FILTERS", "{}"]).clone(),
+                "ERR syntax error: FILTERS is given twice",
+            ),
+            (
+                cmd("CACHE.GETSEARCH").arg(&["q", "42", "FILTERS"]).clone(),
+                "ERR syntax error: FILTERS needs a value",
+            ),
         ];
         for (c2, want) in bad {
             let e = err_of(&mut c, &c2);

@@ -773,12 +773,22 @@ fn bad_input_is_refused_and_changes_nothing() {
             (
                 "RATELIMIT.CHECK",
                 &["bad", "5", "60", "COST"],
-                "ERR syntax error",
+                "ERR syntax error: COST needs a value; allowed options are [<limit> <window_seconds>] [ACTION <action>] [COST <n>]",
             ),
             (
                 "RATELIMIT.CHECK",
                 &["bad", "5", "60", "ACTION"],
-                "ERR syntax error",
+                "ERR syntax error: ACTION needs a value",
+            ),
+            (
+                "RATELIMIT.CHECK",
+                &["bad", "5", "60", "ACTION", "a", "COST", "2", "action", "b"],
+                "ERR syntax error: action is given twice",
+            ),
+            (
+                "RATELIMIT.PEEK",
+                &["bad", "5", "60", "COST", "2", "COST", "1"],
+                "ERR syntax error: COST is given twice",
             ),
             (
                 "RATELIMIT.CHECK",

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicI64;
 use redis_module::raw;
 
 use crate::acl::{check_keys, open_checked, Access};
-use crate::args::{int_in, is_token, syntax_error};
+use crate::args::{given_twice, int_in, is_token, missing_value, syntax_error};
 use crate::command::{Args, CmdError, CmdResult};
 use crate::config::{self, KEY_STYLE, MAX_TTL};
 use crate::json_shape::{self, Shape};
@@ -40,31 +40,38 @@ pub const SESSION: Kind = Kind {
 /// Consumes a command-specific option at `i`: `Some(n)` arguments used, `None` if not its own.
 pub type ExtraOption<'f> = dyn FnMut(&Args, usize) -> Result<Option<usize>, CmdError> + 'f;
 
-/// Parses trailing options of a SET command: only `TTL <seconds>`.
-/// Returns the TTL in seconds, from the option or the config.
+pub const TTL_OPTION: &str = "[TTL <seconds>]";
+
+/// Parses trailing options of a SET command: `TTL <seconds>`, and those
+/// `extra` takes (`allowed` lists them all, for errors). Returns the TTL in
+/// seconds, from the option or the config.
 pub fn parse_set_options(
     args: &Args,
     from: usize,
     kind: &Kind,
+    allowed: &str,
     extra: &mut ExtraOption,
 ) -> Result<i64, CmdError> {
-    let mut ttl = config::ttl(kind.ttl);
+    let mut ttl = None;
     let mut i = from;
     while i < args.len() {
         let arg = args.bytes(i);
         if is_token(arg, "TTL") {
             if i + 1 >= args.len() {
-                return Err(syntax_error(arg, "TTL <seconds>"));
+                return Err(missing_value(arg, allowed));
             }
-            ttl = int_in(args.bytes(i + 1), "TTL", 1, MAX_TTL)?;
+            if ttl.is_some() {
+                return Err(given_twice(arg, allowed));
+            }
+            ttl = Some(int_in(args.bytes(i + 1), "TTL", 1, MAX_TTL)?);
             i += 2;
         } else if let Some(used) = extra(args, i)? {
             i += used;
         } else {
-            return Err(syntax_error(arg, "TTL <seconds>"));
+            return Err(syntax_error(arg, allowed));
         }
     }
-    Ok(ttl)
+    Ok(ttl.unwrap_or_else(|| config::ttl(kind.ttl)))
 }
 
 /// Stores the client's JSON text at `name` with `ttl_s`, refusing other
@@ -134,7 +141,7 @@ fn set_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> 
         return Err(CmdError::WrongArity);
     }
     json_shape::validate(args.bytes(2), kind.shape, "value").map_err(CmdError::msg)?;
-    let ttl = parse_set_options(args, 3, kind, &mut no_extra)?;
+    let ttl = parse_set_options(args, 3, kind, TTL_OPTION, &mut no_extra)?;
     let name = user_scoped_key(args, ukind)?;
     store_json(reply, &name, 2, args, ttl)
 }

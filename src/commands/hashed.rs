@@ -1,9 +1,9 @@
 //! Search, RAG and translation caches: keys hashed exactly as the Python
 //! services hash them.
 
-use crate::args::is_token;
+use crate::args::{given_twice, is_token, missing_value, syntax_error};
 use crate::command::{Args, CmdError, CmdResult};
-use crate::commands::cache::{fetch_json, parse_set_options, store_json, style, Kind};
+use crate::commands::cache::{fetch_json, parse_set_options, store_json, style, Kind, TTL_OPTION};
 use crate::config;
 use crate::json_shape::{self, Shape};
 use crate::keys;
@@ -77,15 +77,23 @@ pub fn translation_key(args: &Args, at: usize) -> Result<Vec<u8>, CmdError> {
 
 const EMPTY_FILTERS: &str = "{}";
 
+const FILTERS_OPTION: &str = "[FILTERS <json-object>]";
+const SETSEARCH_OPTIONS: &str = "[FILTERS <json-object>] [TTL <seconds>]";
+
 /// `FILTERS <json-object>` options of GETSEARCH / CACHE.KEY search, from `from` on.
 pub fn get_search_filters(args: &Args, from: usize) -> Result<String, CmdError> {
-    match args.len() - from {
+    let first = args.bytes(from);
+    match args.len().saturating_sub(from) {
         0 => Ok(EMPTY_FILTERS.to_string()),
-        2 if is_token(args.bytes(from), "FILTERS") => canonical_filters(args.bytes(from + 1)),
-        _ => Err(crate::args::syntax_error(
-            args.bytes(from),
-            "FILTERS <json-object>",
-        )),
+        n if is_token(first, "FILTERS") => match n {
+            1 => Err(missing_value(first, FILTERS_OPTION)),
+            2 => canonical_filters(args.bytes(from + 1)),
+            _ if is_token(args.bytes(from + 2), "FILTERS") => {
+                Err(given_twice(args.bytes(from + 2), FILTERS_OPTION))
+            }
+            _ => Err(syntax_error(args.bytes(from + 2), FILTERS_OPTION)),
+        },
+        _ => Err(syntax_error(first, FILTERS_OPTION)),
     }
 }
 
@@ -94,15 +102,22 @@ pub fn setsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
         return Err(CmdError::WrongArity);
     }
     json_shape::validate(args.bytes(3), SEARCH.shape, "value").map_err(CmdError::msg)?;
-    let mut filters = EMPTY_FILTERS.to_string();
-    let ttl = parse_set_options(args, 4, &SEARCH, &mut |args, i| {
-        if is_token(args.bytes(i), "FILTERS") && i + 1 < args.len() {
-            filters = canonical_filters(args.bytes(i + 1))?;
-            Ok(Some(2))
-        } else {
-            Ok(None)
+    let mut filters = None;
+    let ttl = parse_set_options(args, 4, &SEARCH, SETSEARCH_OPTIONS, &mut |args, i| {
+        let arg = args.bytes(i);
+        if !is_token(arg, "FILTERS") {
+            return Ok(None);
         }
+        if i + 1 >= args.len() {
+            return Err(missing_value(arg, SETSEARCH_OPTIONS));
+        }
+        if filters.is_some() {
+            return Err(given_twice(arg, SETSEARCH_OPTIONS));
+        }
+        filters = Some(canonical_filters(args.bytes(i + 1))?);
+        Ok(Some(2))
     })?;
+    let filters = filters.unwrap_or_else(|| EMPTY_FILTERS.to_string());
     let key = search_key(args, 1, &filters)?;
     store_json(reply, &OwnedString::new(&key), 3, args, ttl)
 }
@@ -127,7 +142,7 @@ fn set_three_part(
         return Err(CmdError::WrongArity);
     }
     json_shape::validate(args.bytes(4), kind.shape, "value").map_err(CmdError::msg)?;
-    let ttl = parse_set_options(args, 5, kind, &mut |_, _| Ok(None))?;
+    let ttl = parse_set_options(args, 5, kind, TTL_OPTION, &mut |_, _| Ok(None))?;
     let key = key(args, 1)?;
     store_json(reply, &OwnedString::new(&key), 4, args, ttl)
 }

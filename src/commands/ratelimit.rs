@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use redis_module::raw;
 
 use crate::acl::{open_checked, Access};
-use crate::args::{int_in, is_token, syntax_error};
+use crate::args::{given_twice, int_in, is_token, missing_value, syntax_error};
 use crate::command::{Args, CmdError, CmdResult};
 use crate::commands::cache::style;
 use crate::config::POLICIES;
@@ -60,27 +60,35 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
         });
         i += 2;
     }
-    let mut action: &[u8] = b"default";
-    let mut cost = 1u64;
+    let mut action = None;
+    let mut cost = None;
     while i < args.len() {
         let arg = args.bytes(i);
-        if i + 1 >= args.len() {
+        let is_action = is_token(arg, "ACTION");
+        if !is_action && !is_token(arg, "COST") {
             return Err(syntax_error(arg, CHECK_OPTIONS));
         }
-        if is_token(arg, "ACTION") {
-            action = valid_action(args.bytes(i + 1))?;
-        } else if is_token(arg, "COST") {
-            cost = int_in(args.bytes(i + 1), "COST", 1, MAX_COST as i64)? as u64;
-        } else {
-            return Err(syntax_error(arg, CHECK_OPTIONS));
+        if i + 1 >= args.len() {
+            return Err(missing_value(arg, CHECK_OPTIONS));
+        }
+        let value = args.bytes(i + 1);
+        if is_action {
+            if action.replace(valid_action(value)?).is_some() {
+                return Err(given_twice(arg, CHECK_OPTIONS));
+            }
+        } else if cost
+            .replace(int_in(value, "COST", 1, MAX_COST as i64)? as u64)
+            .is_some()
+        {
+            return Err(given_twice(arg, CHECK_OPTIONS));
         }
         i += 2;
     }
     Ok(CheckArgs {
         identifier,
-        action,
+        action: action.unwrap_or(b"default"),
         explicit,
-        cost,
+        cost: cost.unwrap_or(1),
     })
 }
 
