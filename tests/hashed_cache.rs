@@ -360,7 +360,7 @@ fn ttls_stats_and_bad_input() {
                     .arg("FILTERS")
                     .arg("[1]")
                     .clone(),
-                "ERR invalid JSON in FILTERS",
+                "ERR FILTERS must be a JSON object",
             ),
             (
                 cmd("CACHE.SETSEARCH")
@@ -479,6 +479,11 @@ fn ttls_stats_and_bad_input() {
             let e = err_of(&mut c, &c2);
             assert!(e.starts_with(want), "want {want}, got {e}");
         }
+        let e = err_of(
+            &mut c,
+            cmd("CACHE.GETSEARCH").arg(&["q", "1", "FILTERS", "{"]),
+        );
+        assert_eq!(e.matches("invalid JSON").count(), 1, "{e}");
         let after: i64 = cmd("DBSIZE").query(&mut c).unwrap();
         assert_eq!(before, after, "a failed command wrote a key");
         let _: () = c

@@ -33,8 +33,16 @@ fn key_error(e: keys::KeyError) -> CmdError {
 
 /// Python's `json.dumps(filters or {}, sort_keys=True)` for a FILTERS argument.
 pub fn canonical_filters(text: &[u8]) -> Result<String, CmdError> {
-    pyjson::canonical_object(text)
-        .map_err(|e| CmdError::msg(format!("ERR invalid JSON in FILTERS: {e}")))
+    pyjson::canonical_object(text).map_err(|e| match e {
+        pyjson::PyJsonError::NotAnObject => {
+            CmdError::Static("ERR FILTERS must be a JSON object, e.g. {\"lang\": \"ru\"}")
+        }
+        other => {
+            let text = other.to_string();
+            let why = text.strip_prefix("invalid JSON: ").unwrap_or(&text);
+            CmdError::msg(format!("ERR invalid JSON in FILTERS: {why}"))
+        }
+    })
 }
 
 /// `search:` key from `<query> <user_id>` at `at` and the canonical filters.
