@@ -15,7 +15,8 @@
 # STEADY_IDS (1000 ids held at ~100 requests each), PIPELINE (16),
 # CLIENTS (50), PIN (1: server on CPU 0, client on CPU 1), CELL_MODULE (path
 # to redis-cell's library: loaded into the same server, and its
-# CL.THROTTLE measured beside RATELIMIT.CHECK).
+# CL.THROTTLE measured beside RATELIMIT.CHECK; looked for in the usual
+# module directories when not set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,14 @@ PIPELINE=${PIPELINE:-16}
 CLIENTS=${CLIENTS:-50}
 PIN=${PIN:-1}
 CELL_MODULE=${CELL_MODULE:-}
+if [ -z "$CELL_MODULE" ]; then
+  for candidate in /usr/lib/redis/modules /usr/local/lib/redis/modules /usr/local/lib /usr/lib; do
+    if [ -f "$candidate/libredis_cell.so" ]; then
+      CELL_MODULE=$candidate/libredis_cell.so
+      break
+    fi
+  done
+fi
 
 NAME=bench
 # shellcheck source=scripts/bench-server.sh
@@ -41,6 +50,9 @@ results=$dir/results
 if [ -n "$CELL_MODULE" ]; then
   [ -f "$CELL_MODULE" ] || { echo "bench: CELL_MODULE $CELL_MODULE not found" >&2; exit 1; }
   extra_server_args=(--loadmodule "$(realpath "$CELL_MODULE")")
+  echo "redis-cell: $CELL_MODULE" >&2
+else
+  echo "redis-cell: not found; CELL_MODULE=/path/to/libredis_cell.so adds it" >&2
 fi
 start_server 10 "${server_cpu[@]}" "$SERVER"
 
