@@ -23,7 +23,7 @@ if [ ${#need[@]} -eq 0 ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "cachekit needs: ${need[*]}" >&2
+  echo "cachekit needs: ${need[*]/#valkey/valkey-server valkey-tools}" >&2
   echo "On Debian 12 as root: apt-get install redis-server redis-tools libclang-dev python3 gcc" >&2
   echo "and valkey-server valkey-tools from bookworm-backports (apt-get install -t bookworm-backports valkey-server valkey-tools)." >&2
   exit 1
