@@ -251,6 +251,41 @@ pub fn check_keys(
     Ok(())
 }
 
+/// Whether the current user may run the command `argv` (name and
+/// arguments): for actions of the module that match a built-in command's,
+/// such as resetting statistics (`CONFIG RESETSTAT`). A refusal is added to
+/// `ACL LOG` under `what`, as Redis logs the commands it refuses.
+pub fn may_run(ctx: *mut raw::RedisModuleCtx, argv: &[&str], what: &str) -> Result<bool, CmdError> {
+    let Some(user) = CurrentUser::of(ctx)? else {
+        return Ok(true);
+    };
+    let strings: Vec<OwnedString> = argv
+        .iter()
+        .map(|a| OwnedString::new(a.as_bytes()))
+        .collect();
+    let mut ptrs: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr()).collect();
+    let argc = c_int::try_from(ptrs.len()).unwrap_or(c_int::MAX);
+    // SAFETY: live user; `ptrs` holds `argc` live strings for the call.
+    let status =
+        unsafe { rm!(RedisModule_ACLCheckCommandPermissions)(user.user, ptrs.as_mut_ptr(), argc) };
+    if status == raw::REDISMODULE_OK as c_int || replaying(ctx) {
+        return Ok(true);
+    }
+    let object = OwnedString::new(what.as_bytes());
+    // SAFETY: live context, user and string; Redis copies the string.
+    unsafe {
+        if let Some(add) = raw::RedisModule_ACLAddLogEntry {
+            add(
+                ctx,
+                user.user,
+                object.ptr(),
+                raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD,
+            );
+        }
+    }
+    Ok(false)
+}
+
 /// Opens one built key after checking the current user may use it as `access`
 /// asks: read access opens it for reading, write and delete for writing.
 pub fn open_checked(

@@ -213,9 +213,40 @@ pub struct CommandDef {
     pub route_arg: c_int,
     /// True when `route_arg` is itself the real key (internal commands).
     pub route_is_key: bool,
+    /// What the command does to the keys it builds, for its key spec.
+    pub keys: KeyAccess,
+    /// Time complexity, as `COMMAND DOCS` shows it.
+    pub complexity: &'static str,
     pub summary: &'static str,
     pub handler:
         extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int,
+}
+
+/// What a command does to its keys, in the terms of Redis's key specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAccess {
+    /// Reads and returns them (`GET`: RO, ACCESS).
+    Read,
+    /// Changes what is there (`RATELIMIT.CHECK`: RW, UPDATE).
+    Update,
+    /// Replaces them without reading (`SET`: OW, UPDATE).
+    Overwrite,
+    /// Deletes them (`DEL`: RM, DELETE).
+    Delete,
+}
+
+impl KeyAccess {
+    /// Key spec flags. With no access kind (ACCESS, UPDATE, ...) Redis's ACL
+    /// would only match the key name and let a read-only pattern (%R~) write.
+    fn spec_flags(self) -> u64 {
+        let flags = match self {
+            KeyAccess::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+            KeyAccess::Update => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            KeyAccess::Overwrite => raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            KeyAccess::Delete => raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE,
+        };
+        u64::from(flags)
+    }
 }
 
 /// Declares an `extern "C"` entry point for a handler.
@@ -279,16 +310,11 @@ fn set_command_info(
     };
     let summary = CString::new(def.summary).map_err(|_| "bad summary".to_string())?;
     let since = c"0.1.0";
+    let complexity = CString::new(def.complexity).map_err(|_| "bad complexity".to_string())?;
     // SAFETY: an all-zero key spec is the array terminator the API expects.
     let mut specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
     if def.route_arg > 0 {
-        // Without an access kind (ACCESS, UPDATE, ...) Redis's ACL only
-        // matches the key name and lets a read-only pattern (%R~) write.
-        let mut flags = if def.flags.contains("write") {
-            (raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE) as u64
-        } else {
-            (raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS) as u64
-        };
+        let mut flags = def.keys.spec_flags();
         if !def.route_is_key {
             flags |= raw::REDISMODULE_CMD_KEY_NOT_KEY as u64;
         }
@@ -304,7 +330,7 @@ fn set_command_info(
     let info = raw::RedisModuleCommandInfo {
         version: &version,
         summary: summary.as_ptr(),
-        complexity: c"O(1)".as_ptr(),
+        complexity: complexity.as_ptr(),
         since: since.as_ptr(),
         history: std::ptr::null_mut(),
         tips: std::ptr::null(),
@@ -392,6 +418,8 @@ pub mod panic_test {
         arity: 2,
         route_arg: 0,
         route_is_key: false,
+        keys: super::KeyAccess::Read,
+        complexity: "O(1)",
         summary: "Test builds only: fails in a chosen way to exercise the panic guard.",
         handler: debugpanic,
     };

@@ -56,6 +56,7 @@ fn missing_api() -> Option<&'static str> {
         };
     }
     require!(
+        RedisModule_ACLCheckCommandPermissions,
         RedisModule_ACLCheckKeyPermissions,
         RedisModule_Call,
         RedisModule_CloseKey,

@@ -198,3 +198,62 @@ fn recommends_on_a_low_hit_rate() {
             .unwrap();
     });
 }
+
+#[test]
+fn reset_takes_the_permission_of_config_resetstat() {
+    on_each_server(|s| {
+        let mut admin = s.conn();
+        let _: () = cmd("CACHE.GETUSER").arg("1").query(&mut admin).unwrap();
+        for (user, rules) in [
+            ("reader", &["+cache.stats", "+eval_ro"][..]),
+            ("resetter", &["+cache.stats", "+config|resetstat"][..]),
+        ] {
+            let _: () = cmd("ACL")
+                .arg(&["SETUSER", user, "on", ">pw"])
+                .arg(rules)
+                .query(&mut admin)
+                .unwrap();
+        }
+        let misses = |c: &mut redis::Connection| {
+            let v: Value = cmd("CACHE.STATS").query(c).unwrap();
+            int(field(&as_map(&v), "misses"))
+        };
+        let login = |user: &str| {
+            let mut c = s.conn();
+            let _: () = cmd("AUTH").arg(user).arg("pw").query(&mut c).unwrap();
+            c
+        };
+
+        // Reading is what CACHE.STATS grants; zeroing takes more.
+        let mut reader = login("reader");
+        assert_eq!(misses(&mut reader), 1);
+        let e = common::err_of(&mut reader, cmd("CACHE.STATS").arg("RESET"));
+        assert!(
+            e.starts_with("NOPERM CACHE.STATS RESET needs the permission to run CONFIG RESETSTAT"),
+            "{e}"
+        );
+        assert_eq!(misses(&mut admin), 1, "a refused RESET zeroed the counters");
+        let log: Value = cmd("ACL").arg(&["LOG", "1"]).query(&mut admin).unwrap();
+        let log = format!("{log:?}");
+        assert!(
+            log.contains("cache.stats|reset") && log.contains("reader"),
+            "{log}"
+        );
+        // A read-only script runs as its caller, with the caller's rights.
+        let e = common::err_of(
+            &mut reader,
+            cmd("EVAL_RO")
+                .arg("return redis.call('CACHE.STATS', 'RESET')")
+                .arg(0),
+        );
+        assert!(e.contains("CACHE.STATS RESET needs"), "{e}");
+
+        let mut resetter = login("resetter");
+        let ok: String = cmd("CACHE.STATS")
+            .arg("RESET")
+            .query(&mut resetter)
+            .unwrap();
+        assert_eq!(ok, "OK");
+        assert_eq!(misses(&mut admin), 0);
+    });
+}

@@ -461,19 +461,31 @@ fn invalidateuser_deletes_all_four_keys_at_once() {
     });
 }
 
+/// Name, write, fast (O(1) work only), key spec flags, complexity prefix.
+#[rustfmt::skip]
+const DECLARED: &[(&str, bool, bool, &[&str], &str)] = &[
+    ("cache.setuser", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getuser", false, true, &["RO", "access"], "O(1)"),
+    ("cache.setpermissions", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getpermissions", false, true, &["RO", "access"], "O(1)"),
+    ("cache.setsession", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getsession", false, true, &["RO", "access"], "O(1)"),
+    ("cache.invalidateuser", true, true, &["RM", "delete"], "O(1)"),
+    ("cache.setsearch", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getsearch", false, false, &["RO", "access"], "O(N)"),
+    ("cache.setrag", true, false, &["OW", "update"], "O(N)"),
+    ("cache.settranslation", true, false, &["OW", "update"], "O(N)"),
+    ("ratelimit.check", true, false, &["RW", "update"], "O(N)"),
+    ("ratelimit.peek", false, false, &["RO", "access"], "O(N)"),
+    ("ratelimit.info", false, false, &["RO", "access"], "O(N)"),
+    ("ratelimit.reset", true, true, &["RM", "delete"], "O(1)"),
+];
+
 #[test]
 fn commands_declare_honest_flags_and_the_routing_argument() {
     on_each_server(|s| {
         let mut c = s.conn();
-        for (name, write) in [
-            ("cache.setuser", true),
-            ("cache.getuser", false),
-            ("cache.setpermissions", true),
-            ("cache.getpermissions", false),
-            ("cache.setsession", true),
-            ("cache.getsession", false),
-            ("cache.invalidateuser", true),
-        ] {
+        for &(name, write, fast, key_flags, complexity) in DECLARED {
             let info: Value = cmd("COMMAND").arg("INFO").arg(name).query(&mut c).unwrap();
             let text = format!("{info:?}");
             if write {
@@ -487,8 +499,20 @@ fn commands_declare_honest_flags_and_the_routing_argument() {
                     "{name}: {text}"
                 );
             }
-            assert!(text.contains("fast"), "{name}: {text}");
+            assert_eq!(text.contains("\"fast\""), fast, "{name}: {text}");
             assert!(text.contains("not_key"), "{name}: {text}");
+            for flag in key_flags {
+                assert!(
+                    text.contains(&format!("\"{flag}\"")),
+                    "{name} {flag}: {text}"
+                );
+            }
+            let docs: Value = cmd("COMMAND").arg("DOCS").arg(name).query(&mut c).unwrap();
+            let docs = format!("{docs:?}");
+            assert!(
+                docs.contains(&format!("\"{complexity}")),
+                "{name} {complexity}: {docs}"
+            );
         }
         let info: Value = cmd("COMMAND")
             .arg("INFO")

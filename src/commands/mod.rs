@@ -6,7 +6,7 @@ pub mod keyname;
 pub mod ratelimit;
 pub mod stats;
 
-use crate::command::CommandDef;
+use crate::command::{CommandDef, KeyAccess};
 use crate::entry_point;
 
 entry_point!(setuser, cache::setuser);
@@ -30,8 +30,11 @@ entry_point!(rl_info, ratelimit::info);
 entry_point!(rl_reset, ratelimit::reset);
 entry_point!(rl_record, ratelimit::record);
 
-const WRITE: &str = "write deny-oom fast";
+// `fast` only where the work does not grow with the value or arguments
+// (Redis's meaning: O(1) or O(log N)); SET itself is not `fast` either.
+const WRITE: &str = "write deny-oom";
 const READ: &str = "readonly fast";
+const READ_LINEAR: &str = "readonly";
 
 pub const COMMANDS: &[CommandDef] = &[
     CommandDef {
@@ -40,6 +43,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -3,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Overwrite,
+        complexity: "O(N) where N is the size of the JSON value, which is validated",
         summary: "Stores a user record (JSON object) at user:<user_id> with the user TTL.",
         handler: setuser,
     },
@@ -49,6 +54,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: 2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(1)",
         summary: "Returns the user record stored at user:<user_id>, or nil.",
         handler: getuser,
     },
@@ -58,6 +65,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -3,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Overwrite,
+        complexity: "O(N) where N is the size of the JSON value, which is validated",
         summary: "Stores a user's permissions (JSON array) at user_permissions:<user_id>.",
         handler: setpermissions,
     },
@@ -67,6 +76,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: 2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(1)",
         summary: "Returns the permissions stored at user_permissions:<user_id>, or nil.",
         handler: getpermissions,
     },
@@ -76,6 +87,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -3,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Overwrite,
+        complexity: "O(N) where N is the size of the JSON value, which is validated",
         summary: "Stores a session (JSON object) at session:<telegram_id> with the session TTL.",
         handler: setsession,
     },
@@ -85,6 +98,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: 2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(1)",
         summary: "Returns the session stored at session:<telegram_id>, or nil.",
         handler: getsession,
     },
@@ -94,6 +109,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: 2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Delete,
+        complexity: "O(1)",
         summary:
             "Deletes a user's record, permissions, session and user-with-roles keys atomically.",
         handler: invalidateuser,
@@ -104,6 +121,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -1,
         route_arg: 0,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(1)",
         summary: "Hit/miss and rate-limiter counters of this server; RESET zeroes them.",
         handler: cache_stats,
     },
@@ -114,24 +133,30 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Update,
+        complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when denied under its stored rule",
         summary: "Exact sliding-window check: admits and records COST requests when within the limit.",
         handler: rl_check,
     },
     CommandDef {
         name: "ratelimit.peek",
-        flags: READ,
+        flags: READ_LINEAR,
         arity: -2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when it would be denied",
         summary: "What RATELIMIT.CHECK would answer now, recording nothing.",
         handler: rl_peek,
     },
     CommandDef {
         name: "ratelimit.info",
-        flags: READ,
+        flags: READ_LINEAR,
         arity: -2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(N) where N is the number of requests the limiter holds",
         summary: "Counted requests, rule and TTL of a limiter.",
         handler: rl_info,
     },
@@ -141,6 +166,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -2,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Delete,
+        complexity: "O(1)",
         summary: "Deletes a limiter.",
         handler: rl_reset,
     },
@@ -150,6 +177,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: 6,
         route_arg: 1,
         route_is_key: true,
+        keys: KeyAccess::Update,
+        complexity: "O(N) where N is the number of requests the limiter holds",
         summary: "Internal: applies an admitted check at an absolute time (what replicas and the AOF receive).",
         handler: rl_record,
     },
@@ -160,15 +189,19 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -4,
         route_arg: 2,
         route_is_key: false,
+        keys: KeyAccess::Overwrite,
+        complexity: "O(N) where N is the size of the JSON value and of FILTERS",
         summary: "Stores search results at search:<md5(query:user_id:filters)> with the search TTL.",
         handler: setsearch,
     },
     CommandDef {
         name: "cache.getsearch",
-        flags: READ,
+        flags: READ_LINEAR,
         arity: -3,
         route_arg: 2,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(N) where N is the size of FILTERS, which is put in canonical form",
         summary: "Returns cached search results, or nil.",
         handler: getsearch,
     },
@@ -178,6 +211,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -5,
         route_arg: 2,
         route_is_key: false,
+        keys: KeyAccess::Overwrite,
+        complexity: "O(N) where N is the size of the JSON value, which is validated",
         summary: "Stores a RAG answer at rag_response:<md5(query:user_id:context_hash)>.",
         handler: setrag,
     },
@@ -187,6 +222,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: 4,
         route_arg: 2,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(N) where N is the length of the hashed arguments",
         summary: "Returns a cached RAG answer, or nil.",
         handler: getrag,
     },
@@ -196,6 +233,8 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -5,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Overwrite,
+        complexity: "O(N) where N is the size of the JSON value, which is validated",
         summary: "Stores a translation at translation:<md5(text)>:<source>:<target>.",
         handler: settranslation,
     },
@@ -205,15 +244,19 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: 4,
         route_arg: 1,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(N) where N is the length of the hashed text",
         summary: "Returns a cached translation, or nil.",
         handler: gettranslation,
     },
     CommandDef {
         name: "cache.key",
-        flags: "readonly fast",
+        flags: READ_LINEAR,
         arity: -3,
         route_arg: 0,
         route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity: "O(N) where N is the size of the arguments (FILTERS is put in canonical form)",
         summary: "The key name the module uses for a kind and the arguments of its GET command.",
         handler: cache_key,
     },

@@ -52,6 +52,14 @@ pub fn stats(reply: &Reply, args: &Args) -> CmdResult {
     match args.len() {
         1 => {}
         2 if is_token(args.bytes(1), "RESET") => {
+            // Zeroing counters others monitor is what CONFIG RESETSTAT does
+            // to Redis's own: it takes the same permission, so that a user
+            // granted CACHE.STATS to read them cannot reset them.
+            if !crate::acl::may_run(reply.ctx(), &["CONFIG", "RESETSTAT"], "cache.stats|reset")? {
+                return Err(CmdError::Static(
+                    "NOPERM CACHE.STATS RESET needs the permission to run CONFIG RESETSTAT (e.g. +config|resetstat), which this user lacks",
+                ));
+            }
             COUNTERS.reset();
             reply.ok();
             return Ok(());
