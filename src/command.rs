@@ -217,6 +217,8 @@ pub struct CommandDef {
     pub keys: KeyAccess,
     /// Time complexity, as `COMMAND DOCS` shows it.
     pub complexity: &'static str,
+    /// The arguments after the name, as `COMMAND DOCS` shows them.
+    pub args: &'static [crate::command_docs::Arg],
     pub summary: &'static str,
     pub handler:
         extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int,
@@ -327,6 +329,7 @@ fn set_command_info(
         specs[0].fk.range.keystep = 1;
         specs[0].fk.range.limit = 0;
     }
+    let mut args = crate::command_docs::RawArgs::new(def.args);
     let info = raw::RedisModuleCommandInfo {
         version: &version,
         summary: summary.as_ptr(),
@@ -340,7 +343,7 @@ fn set_command_info(
         } else {
             std::ptr::null_mut()
         },
-        args: std::ptr::null_mut(),
+        args: args.ptr(),
     };
     // SAFETY: `info` and everything it points to live until the call returns;
     // Redis copies what it keeps.
@@ -420,6 +423,7 @@ pub mod panic_test {
         route_is_key: false,
         keys: super::KeyAccess::Read,
         complexity: "O(1)",
+        args: &[crate::command_docs::string(c"mode")],
         summary: "Test builds only: fails in a chosen way to exercise the panic guard.",
         handler: debugpanic,
     };

@@ -4,6 +4,7 @@
 mod acl;
 mod args;
 mod command;
+mod command_docs;
 mod commands;
 mod config;
 mod json_shape;

@@ -513,6 +513,8 @@ fn commands_declare_honest_flags_and_the_routing_argument() {
                 docs.contains(&format!("\"{complexity}")),
                 "{name} {complexity}: {docs}"
             );
+            // Arguments, for redis-cli's hints.
+            assert!(docs.contains("\"arguments\""), "{name}: {docs}");
         }
         let info: Value = cmd("COMMAND")
             .arg("INFO")
@@ -520,6 +522,21 @@ fn commands_declare_honest_flags_and_the_routing_argument() {
             .query(&mut c)
             .unwrap();
         assert!(format!("{info:?}").contains("denyoom"));
+        for (name, words) in [
+            ("cache.setuser", &["user_id", "json", "TTL", "seconds"][..]),
+            (
+                "ratelimit.check",
+                &["identifier", "block", "window_seconds", "ACTION", "COST"][..],
+            ),
+            ("cache.getsearch", &["query", "user_id", "FILTERS"][..]),
+            ("cache.stats", &["pure-token", "RESET"][..]),
+        ] {
+            let docs: Value = cmd("COMMAND").arg("DOCS").arg(name).query(&mut c).unwrap();
+            let docs = format!("{docs:?}");
+            for w in words {
+                assert!(docs.contains(&format!("\"{w}\"")), "{name} {w}: {docs}");
+            }
+        }
     });
 }
 

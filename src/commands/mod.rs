@@ -7,6 +7,17 @@ pub mod ratelimit;
 pub mod stats;
 
 use crate::command::{CommandDef, KeyAccess};
+use crate::command_docs::{flag, integer, key, many, option, optional_block, string, Arg, TTL};
+
+const FILTERS: Arg = option(c"FILTERS", string(c"json_object"));
+const ACTION: Arg = option(c"ACTION", string(c"action"));
+const CHECK_ARGS: &[Arg] = &[
+    string(c"identifier"),
+    optional_block(c"rule", &[integer(c"limit"), integer(c"window_seconds")]),
+    ACTION,
+    option(c"COST", integer(c"n")),
+];
+const LIMITER_ARGS: &[Arg] = &[string(c"identifier"), ACTION];
 use crate::entry_point;
 
 entry_point!(setuser, cache::setuser);
@@ -45,6 +56,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Overwrite,
         complexity: "O(N) where N is the size of the JSON value, which is validated",
+        args: &[string(c"user_id"), string(c"json"), TTL],
         summary: "Stores a user record (JSON object) at user:<user_id> with the user TTL.",
         handler: setuser,
     },
@@ -56,6 +68,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(1)",
+        args: &[string(c"user_id")],
         summary: "Returns the user record stored at user:<user_id>, or nil.",
         handler: getuser,
     },
@@ -67,6 +80,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Overwrite,
         complexity: "O(N) where N is the size of the JSON value, which is validated",
+        args: &[string(c"user_id"), string(c"json"), TTL],
         summary: "Stores a user's permissions (JSON array) at user_permissions:<user_id>.",
         handler: setpermissions,
     },
@@ -78,6 +92,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(1)",
+        args: &[string(c"user_id")],
         summary: "Returns the permissions stored at user_permissions:<user_id>, or nil.",
         handler: getpermissions,
     },
@@ -89,6 +104,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Overwrite,
         complexity: "O(N) where N is the size of the JSON value, which is validated",
+        args: &[string(c"telegram_id"), string(c"json"), TTL],
         summary: "Stores a session (JSON object) at session:<telegram_id> with the session TTL.",
         handler: setsession,
     },
@@ -100,6 +116,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(1)",
+        args: &[string(c"telegram_id")],
         summary: "Returns the session stored at session:<telegram_id>, or nil.",
         handler: getsession,
     },
@@ -111,6 +128,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Delete,
         complexity: "O(1)",
+        args: &[string(c"user_id")],
         summary:
             "Deletes a user's record, permissions, session and user-with-roles keys atomically.",
         handler: invalidateuser,
@@ -123,6 +141,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(1)",
+        args: &[flag(c"reset", c"RESET")],
         summary: "Hit/miss and rate-limiter counters of this server; RESET zeroes them.",
         handler: cache_stats,
     },
@@ -135,6 +154,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Update,
         complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when denied under its stored rule",
+        args: CHECK_ARGS,
         summary: "Exact sliding-window check: admits and records COST requests when within the limit.",
         handler: rl_check,
     },
@@ -146,6 +166,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when it would be denied",
+        args: CHECK_ARGS,
         summary: "What RATELIMIT.CHECK would answer now, recording nothing.",
         handler: rl_peek,
     },
@@ -157,6 +178,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(N) where N is the number of requests the limiter holds",
+        args: LIMITER_ARGS,
         summary: "Counted requests, rule and TTL of a limiter.",
         handler: rl_info,
     },
@@ -168,6 +190,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Delete,
         complexity: "O(1)",
+        args: LIMITER_ARGS,
         summary: "Deletes a limiter.",
         handler: rl_reset,
     },
@@ -179,6 +202,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: true,
         keys: KeyAccess::Update,
         complexity: "O(N) where N is the number of requests the limiter holds",
+        args: &[key(c"key"), integer(c"now_ms"), integer(c"limit"), integer(c"window_ms"), integer(c"cost")],
         summary: "Internal: applies an admitted check at an absolute time (what replicas and the AOF receive).",
         handler: rl_record,
     },
@@ -191,6 +215,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Overwrite,
         complexity: "O(N) where N is the size of the JSON value and of FILTERS",
+        args: &[string(c"query"), string(c"user_id"), string(c"json"), FILTERS, TTL],
         summary: "Stores search results at search:<md5(query:user_id:filters)> with the search TTL.",
         handler: setsearch,
     },
@@ -202,6 +227,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(N) where N is the size of FILTERS, which is put in canonical form",
+        args: &[string(c"query"), string(c"user_id"), FILTERS],
         summary: "Returns cached search results, or nil.",
         handler: getsearch,
     },
@@ -213,6 +239,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Overwrite,
         complexity: "O(N) where N is the size of the JSON value, which is validated",
+        args: &[string(c"query"), string(c"user_id"), string(c"context_hash"), string(c"json"), TTL],
         summary: "Stores a RAG answer at rag_response:<md5(query:user_id:context_hash)>.",
         handler: setrag,
     },
@@ -224,6 +251,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(N) where N is the length of the hashed arguments",
+        args: &[string(c"query"), string(c"user_id"), string(c"context_hash")],
         summary: "Returns a cached RAG answer, or nil.",
         handler: getrag,
     },
@@ -235,6 +263,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Overwrite,
         complexity: "O(N) where N is the size of the JSON value, which is validated",
+        args: &[string(c"text"), string(c"source_lang"), string(c"target_lang"), string(c"json"), TTL],
         summary: "Stores a translation at translation:<md5(text)>:<source>:<target>.",
         handler: settranslation,
     },
@@ -246,6 +275,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(N) where N is the length of the hashed text",
+        args: &[string(c"text"), string(c"source_lang"), string(c"target_lang")],
         summary: "Returns a cached translation, or nil.",
         handler: gettranslation,
     },
@@ -257,6 +287,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_is_key: false,
         keys: KeyAccess::Read,
         complexity: "O(N) where N is the size of the arguments (FILTERS is put in canonical form)",
+        args: &[string(c"kind"), many(string(c"arg"))],
         summary: "The key name the module uses for a kind and the arguments of its GET command.",
         handler: cache_key,
     },
