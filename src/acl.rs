@@ -254,7 +254,8 @@ pub fn check_keys(
 /// Whether the current user may run the command `argv` (name and
 /// arguments): for actions of the module that match a built-in command's,
 /// such as resetting statistics (`CONFIG RESETSTAT`). A refusal is added to
-/// `ACL LOG` under `what`, as Redis logs the commands it refuses.
+/// `ACL LOG` under `what`, as Redis logs the commands it refuses. When the
+/// server has no command of that name (`rename-command`), the answer is yes.
 pub fn may_run(ctx: *mut raw::RedisModuleCtx, argv: &[&str], what: &str) -> Result<bool, CmdError> {
     let Some(user) = CurrentUser::of(ctx)? else {
         return Ok(true);
@@ -268,7 +269,12 @@ pub fn may_run(ctx: *mut raw::RedisModuleCtx, argv: &[&str], what: &str) -> Resu
     // SAFETY: live user; `ptrs` holds `argc` live strings for the call.
     let status =
         unsafe { rm!(RedisModule_ACLCheckCommandPermissions)(user.user, ptrs.as_mut_ptr(), argc) };
-    if status == raw::REDISMODULE_OK as c_int || replaying(ctx) {
+    // Redis sets errno: EACCES for a refusal, ENOENT when the command is
+    // unknown under that name (renamed or disabled with rename-command).
+    // Then nothing can be asked, and the command's own permission stands.
+    let refused = status != raw::REDISMODULE_OK as c_int
+        && std::io::Error::last_os_error().kind() != std::io::ErrorKind::NotFound;
+    if !refused || replaying(ctx) {
         return Ok(true);
     }
     let object = OwnedString::new(what.as_bytes());

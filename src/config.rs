@@ -12,6 +12,7 @@ use redis_module::{enum_configuration, Context, RedisError, RedisString};
 use crate::args::parse_ll;
 use crate::keys::KeyStyle;
 use crate::policy::Policies;
+use crate::store::OwnedString;
 
 pub const DEFAULT_POLICIES: &str = "default:100/60 search:20/60 upload:5/60";
 /// Ten years: longer TTLs are almost certainly a unit mistake.
@@ -80,33 +81,57 @@ impl ConfigurationValue<KeyStyleOption> for KeyStyleConfig {
     }
 }
 
-pub struct PolicyConfig(Mutex<Option<Arc<Policies>>>);
+pub struct PolicyConfig {
+    policies: Mutex<Option<Arc<Policies>>>,
+    rendered: Mutex<Option<Rendered>>,
+}
 
-pub static POLICIES: PolicyConfig = PolicyConfig(Mutex::new(None));
+/// The policies' text as `CONFIG GET` returns it. Redis copies the string a
+/// getter returns and never frees it, so the module keeps one and frees it
+/// when the policies change (a new string per call would leak each time).
+struct Rendered(OwnedString);
+
+// SAFETY: Redis strings are only used on Redis's main thread, where config
+// callbacks and commands run; the Mutex is there for Rust's rules only.
+unsafe impl Send for Rendered {}
+
+pub static POLICIES: PolicyConfig = PolicyConfig {
+    policies: Mutex::new(None),
+    rendered: Mutex::new(None),
+};
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
 
 impl PolicyConfig {
     /// The current policies; cheap to clone out of the lock.
     pub fn current(&self) -> Arc<Policies> {
-        match self.0.lock() {
-            Ok(g) => g.clone().unwrap_or_default(),
-            Err(poisoned) => poisoned.into_inner().clone().unwrap_or_default(),
-        }
+        locked(&self.policies).clone().unwrap_or_default()
     }
 
     fn store(&self, p: Policies) {
-        let mut g = match self.0.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *g = Some(Arc::new(p));
+        *locked(&self.policies) = Some(Arc::new(p));
+        *locked(&self.rendered) = None;
+    }
+
+    /// Frees the kept text (MODULE UNLOAD).
+    pub fn release(&self) {
+        *locked(&self.rendered) = None;
     }
 }
 
 impl ConfigurationValue<RedisString> for PolicyConfig {
     fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
-        // Binary-safe: nothing the parser accepts holds a NUL, but a getter
-        // must not be able to panic.
-        RedisString::create_from_slice(std::ptr::null_mut(), self.current().render().as_bytes())
+        let mut rendered = locked(&self.rendered);
+        let text = rendered
+            .get_or_insert_with(|| Rendered(OwnedString::new(self.current().render().as_bytes())));
+        // Lent, not given: the caller hands the pointer to Redis, which
+        // copies it; the module frees it in `store` or `release`.
+        RedisString::from_redis_module_string(std::ptr::null_mut(), text.0.ptr())
     }
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {

@@ -73,6 +73,7 @@ fn missing_api() -> Option<&'static str> {
         RedisModule_GetContextFlags,
         RedisModule_GetCurrentUserName,
         RedisModule_GetExpire,
+        RedisModule_GetLFU,
         RedisModule_GetModuleUserFromUserName,
         RedisModule_GetServerInfo,
         RedisModule_InfoAddFieldULongLong,
@@ -96,6 +97,7 @@ fn missing_api() -> Option<&'static str> {
         RedisModule_ServerInfoGetFieldUnsigned,
         RedisModule_SetAbsExpire,
         RedisModule_SetExpire,
+        RedisModule_SetLFU,
         RedisModule_StringDMA,
         RedisModule_StringPtrLen,
         RedisModule_StringSet,
@@ -150,12 +152,13 @@ extern "C" fn guarded_info(info: *mut raw::RedisModuleInfoCtx, for_crash_report:
 
 /// MODULE UNLOAD: Redis removes the commands, configs and INFO callback
 /// itself; the module starts no thread and no timer. What is left is the
-/// strings kept for replication, and the panic hook, which lives in the copy
-/// of the Rust standard library inside this library and so concerns only
-/// this module: put the default back so none of our code runs after the
-/// unload, even if the library stays mapped.
+/// strings kept for replication and for CONFIG GET, and the panic hook,
+/// which lives in the copy of the Rust standard library inside this library
+/// and so concerns only this module: put the default back so none of our
+/// code runs after the unload, even if the library stays mapped.
 fn unload(_ctx: &Context) -> Status {
     commands::ratelimit::release_record_strings();
+    config::POLICIES.release();
     drop(std::panic::take_hook());
     Status::Ok
 }

@@ -69,15 +69,6 @@ pub fn key_name<E>(build: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<
 /// (a longer value holds more, and grows in place).
 pub const EXACT_SIZE: std::ops::RangeInclusive<usize> = 200..=600;
 
-/// How [`Key::write_bytes`] wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// The key's string was changed in place; its expiry is as it was.
-    InPlace,
-    /// The key was set to a new string, which drops its expiry.
-    Replaced,
-}
-
 /// An open key, closed on drop.
 pub struct Key {
     ptr: *mut raw::RedisModuleKey,
@@ -175,8 +166,9 @@ impl Key {
     /// Growing in place lets Redis reserve up to as much again as the new
     /// length. For a value in [`EXACT_SIZE`] that would break the memory
     /// bound of a limiter holding 100 requests, so such a value is written
-    /// as a new string of its exact size whenever its length changes.
-    pub fn write_bytes(&self, data: &[u8]) -> Result<Written, CmdError> {
+    /// as a new string of its exact size whenever its length changes. The
+    /// key keeps its expiry and LFU counter either way.
+    pub fn write_bytes(&self, data: &[u8]) -> Result<(), CmdError> {
         let ok = raw::REDISMODULE_OK as c_int;
         let t = self.key_type();
         let is_string = t == raw::REDISMODULE_KEYTYPE_STRING as c_int;
@@ -204,14 +196,37 @@ impl Key {
                 }
                 std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.cast::<u8>(), len);
             }
-            return Ok(Written::InPlace);
+            return Ok(());
         }
+        // StringSet replaces the key: keep what it would reset (the expiry
+        // and the LFU counter, so that eviction does not take a busy
+        // limiter for a new one).
+        let (expire_at, mut lfu) = (self.abs_expire(), 0i64);
+        // SAFETY: open key; GetLFU fails (and is ignored) unless the
+        // eviction policy is an LFU one.
+        let has_lfu = exact && unsafe { rm!(RedisModule_GetLFU)(self.ptr, &mut lfu) } == ok;
         let value = OwnedString::new(data);
         // SAFETY: key opened for writing; StringSet keeps its own reference.
         if unsafe { rm!(RedisModule_StringSet)(self.ptr, value.ptr()) } != ok {
             return Err(CmdError::Static("ERR could not write the key"));
         }
-        Ok(Written::Replaced)
+        if expire_at >= 0 {
+            self.set_abs_expire(expire_at);
+        }
+        if has_lfu {
+            // SAFETY: the key now holds the new value.
+            unsafe { rm!(RedisModule_SetLFU)(self.ptr, lfu) };
+        }
+        Ok(())
+    }
+
+    /// The absolute expiry in Unix ms, -1 without one (or no key).
+    fn abs_expire(&self) -> i64 {
+        if !self.exists() {
+            return -1;
+        }
+        // SAFETY: open, existing key.
+        unsafe { rm!(RedisModule_GetAbsExpire)(self.ptr) }
     }
 
     /// Remaining TTL in ms, -1 without expiry, -2 when the key does not exist.

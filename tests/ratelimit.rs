@@ -792,6 +792,36 @@ fn bad_input_is_refused_and_changes_nothing() {
             ),
             (
                 "RATELIMIT.CHECK",
+                &["bad", "5"],
+                "ERR syntax error: <limit> needs <window_seconds> after it",
+            ),
+            (
+                "RATELIMIT.CHECK",
+                &["bad", "FOO"],
+                "ERR syntax error near 'FOO'",
+            ),
+            (
+                "RATELIMIT.INFO",
+                &["bad", "ACTION"],
+                "ERR syntax error: ACTION needs a value; allowed options are [ACTION <action>]",
+            ),
+            (
+                "RATELIMIT.RESET",
+                &["bad", "ACTION", "a", "ACTION", "b"],
+                "ERR syntax error: ACTION is given twice",
+            ),
+            (
+                "RATELIMIT.INFO",
+                &["bad", "ACTION", "a", "extra"],
+                "ERR syntax error near 'extra'",
+            ),
+            (
+                "RATELIMIT.INFO",
+                &["bad", "NOPE", "a"],
+                "ERR syntax error near 'NOPE'",
+            ),
+            (
+                "RATELIMIT.CHECK",
                 &["bad", "5", "60", "FOO", "1"],
                 "ERR syntax error near 'FOO'",
             ),
@@ -1095,6 +1125,74 @@ fn a_limiter_of_100_requests_stays_small() {
             assert!(bytes <= 600, "{id}: MEMORY USAGE {bytes} ({len} B value)");
             assert!(i.ttl_ms > 0, "{id}: {}", i.ttl_ms);
         }
+    });
+}
+
+#[test]
+fn a_value_rewritten_at_its_exact_size_keeps_its_expiry_and_lfu_counter() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        for (name, value) in [("maxmemory-policy", "allkeys-lfu"), ("lfu-log-factor", "0")] {
+            let _: () = cmd("CONFIG")
+                .arg(&["SET", name, value])
+                .query(&mut c)
+                .unwrap();
+        }
+        // 150 requests 500 ms apart: two bytes each, so the value passes
+        // 200 bytes and is rewritten at its exact size from then on.
+        let key = "rate_limit:default:lfu";
+        let first = now_ms() - 100_000;
+        let record = |c: &mut Connection, at: i64| {
+            let _: () = cmd("RATELIMIT.RECORD")
+                .arg(&[key, &at.to_string(), "1000", "600000", "1"])
+                .query(c)
+                .unwrap();
+        };
+        for i in 0..150 {
+            record(&mut c, first + i * 500);
+        }
+        let len: i64 = cmd("STRLEN").arg(key).query(&mut c).unwrap();
+        assert!(len > 250, "{len}");
+        // Every write counted as an access: the key is hot, not new (5).
+        let freq: i64 = cmd("OBJECT").arg(&["FREQ", key]).query(&mut c).unwrap();
+        assert!(freq > 100, "OBJECT FREQ {freq}");
+        // The expiry is the key's own: an operator's PERSIST stands until a
+        // write moves the expiry (as for a value changed in place).
+        let _: () = cmd("PERSIST").arg(key).query(&mut c).unwrap();
+        record(&mut c, first + 149 * 500);
+        let pttl: i64 = cmd("PTTL").arg(key).query(&mut c).unwrap();
+        assert_eq!(pttl, -1);
+        record(&mut c, first + 160 * 500);
+        let pttl: i64 = cmd("PTTL").arg(key).query(&mut c).unwrap();
+        assert!(pttl > 500_000, "{pttl}");
+    });
+}
+
+#[test]
+fn config_get_of_the_policies_does_not_leak() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        let many: Vec<String> = (0..1000).map(|i| format!("action{i}:1/1")).collect();
+        let text = many.join(" ");
+        let _: () = cmd("CONFIG")
+            .arg(&["SET", "cachekit.ratelimit-policies", &text])
+            .query(&mut c)
+            .unwrap();
+        let get = |c: &mut Connection| {
+            let v: Vec<String> = cmd("CONFIG")
+                .arg(&["GET", "cachekit.ratelimit-policies"])
+                .query(c)
+                .unwrap();
+            assert_eq!(v[1], text);
+        };
+        get(&mut c);
+        let before = info_int(&mut c, "memory", "used_memory");
+        for _ in 0..500 {
+            get(&mut c);
+        }
+        let after = info_int(&mut c, "memory", "used_memory");
+        // A copy kept per call would be 500 x 13 KB, over 6 MB.
+        assert!(after - before < 1_000_000, "{before} -> {after}");
     });
 }
 

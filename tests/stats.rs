@@ -257,3 +257,30 @@ fn reset_takes_the_permission_of_config_resetstat() {
         assert_eq!(misses(&mut admin), 0);
     });
 }
+
+#[test]
+fn reset_works_where_config_is_renamed() {
+    for flavor in common::Flavor::ALL {
+        let s = common::Server::with(
+            flavor,
+            common::Options {
+                server_args: vec![
+                    "--rename-command".into(),
+                    "CONFIG".into(),
+                    "MYCONFIG".into(),
+                ],
+                ..Default::default()
+            },
+        );
+        let mut c = s.conn();
+        let _: () = cmd("CACHE.GETUSER").arg("1").query(&mut c).unwrap();
+        // No command answers to CONFIG RESETSTAT: the permission to run
+        // CACHE.STATS is all there is to check.
+        let ok: String = cmd("CACHE.STATS").arg("RESET").query(&mut c).unwrap();
+        assert_eq!(ok, "OK", "{flavor:?}");
+        let v: Value = cmd("CACHE.STATS").query(&mut c).unwrap();
+        assert_eq!(int(field(&as_map(&v), "misses")), 0, "{flavor:?}");
+        let log: Value = cmd("ACL").arg(&["LOG"]).query(&mut c).unwrap();
+        assert!(!format!("{log:?}").contains("cache.stats"), "{log:?}");
+    }
+}

@@ -18,7 +18,7 @@ use crate::limiter::{
 };
 use crate::reply::{rm, Reply};
 use crate::stats::COUNTERS;
-use crate::store::{key_name, notify, now_ms, replicate, Key, Mode, OwnedString, Written};
+use crate::store::{key_name, notify, now_ms, replicate, Key, Mode, OwnedString};
 
 thread_local! {
     // Commands run on Redis's main thread: one scratch buffer serves every check.
@@ -45,7 +45,12 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
     let mut explicit = None;
     if i < args.len() && !is_token(args.bytes(i), "ACTION") && !is_token(args.bytes(i), "COST") {
         if i + 1 >= args.len() {
-            return Err(syntax_error(args.bytes(i), CHECK_OPTIONS));
+            if crate::args::parse_ll(args.bytes(i)).is_none() {
+                return Err(syntax_error(args.bytes(i), CHECK_OPTIONS));
+            }
+            return Err(CmdError::msg(format!(
+                "ERR syntax error: <limit> needs <window_seconds> after it; allowed options are {CHECK_OPTIONS}"
+            )));
         }
         let limit = int_in(args.bytes(i), "limit", 1, MAX_LIMIT as i64)?;
         let window = int_in(
@@ -117,12 +122,16 @@ fn resolve_rule(a: &CheckArgs) -> Result<Rule, CmdError> {
 
 /// `<identifier> [ACTION a]` of INFO and RESET.
 fn parse_target<'a>(args: &Args<'a>) -> Result<(&'a [u8], &'a [u8]), CmdError> {
+    const OPTIONS: &str = "[ACTION <action>]";
+    let option = args.bytes(2);
     match args.len() {
         2 => Ok((args.bytes(1), b"default")),
-        4 if is_token(args.bytes(2), "ACTION") => Ok((args.bytes(1), valid_action(args.bytes(3))?)),
-        4 => Err(syntax_error(args.bytes(2), "ACTION <action>")),
-        3 => Err(syntax_error(args.bytes(2), "ACTION <action>")),
-        _ => Err(CmdError::WrongArity),
+        0 | 1 => Err(CmdError::WrongArity),
+        _ if !is_token(option, "ACTION") => Err(syntax_error(option, OPTIONS)),
+        3 => Err(missing_value(option, OPTIONS)),
+        4 => Ok((args.bytes(1), valid_action(args.bytes(3))?)),
+        _ if is_token(args.bytes(4), "ACTION") => Err(given_twice(args.bytes(4), OPTIONS)),
+        _ => Err(syntax_error(args.bytes(4), OPTIONS)),
     }
 }
 
@@ -180,13 +189,10 @@ fn store_state(
     state: &[u8],
     expiry: Expiry,
 ) -> CmdResult {
-    let written = key.write_bytes(state)?;
+    key.write_bytes(state)?;
     notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"ratelimit", name);
-    // A replaced value lost its expiry: it gets the same one back, silently.
-    if expiry.changed || written == Written::Replaced {
-        key.set_abs_expire(i64::try_from(expiry.at_ms).unwrap_or(i64::MAX));
-    }
     if expiry.changed {
+        key.set_abs_expire(i64::try_from(expiry.at_ms).unwrap_or(i64::MAX));
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
     }
     Ok(())
