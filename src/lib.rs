@@ -124,7 +124,6 @@ fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     config::CLUSTER_MODE.store(cluster, Ordering::Relaxed);
     let load_args = config::LoadArgs::parse(args)?;
     config::register(ctx, &load_args)?;
-    acl::track_role(ctx.ctx);
     for def in commands::COMMANDS {
         command::register(ctx.ctx, def)?;
     }
@@ -136,6 +135,8 @@ fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             register_info(ctx.ctx, Some(guarded_info));
         }
     }
+    // Last: Redis 7.0 keeps server-event listeners of a module whose load fails.
+    acl::track_role(ctx.ctx);
     Ok(())
 }
 

@@ -1280,6 +1280,83 @@ fn caller_module() -> &'static Path {
     })
 }
 
+/// A keyspace-event subscriber may write from its callback (Redis 7.0
+/// allows it): one that deletes the limiter on its `ratelimit` event must
+/// find it fully written, and the check must end well.
+#[test]
+fn a_keyspace_subscriber_may_delete_a_limiter_from_its_callback() {
+    for flavor in Flavor::ALL {
+        let module = common::module_path();
+        let caller = caller_module();
+        let s = server_with_module(
+            flavor,
+            &module,
+            &[
+                "--loadmodule",
+                caller.to_str().unwrap(),
+                "delete-on-ratelimit",
+            ],
+        );
+        let mut c = RawConn::connect(s.port);
+        for args in [
+            vec!["RATELIMIT.CHECK", "u1", "5", "10"],
+            vec!["RATELIMIT.CHECK", "u1", "5", "10"],
+            vec![
+                "RATELIMIT.RECORD",
+                "rate_limit:default:u2",
+                "1000",
+                "5",
+                "10000",
+                "1",
+            ],
+        ] {
+            let r = call(&mut c, &args);
+            assert!(!matches!(r, Resp::Error(_)), "{flavor:?} {args:?}: {r:?}");
+        }
+        for key in ["rate_limit:default:u1", "rate_limit:default:u2"] {
+            assert_eq!(call(&mut c, &["EXISTS", key]), Resp::Int(0), "{flavor:?}");
+        }
+        assert_eq!(call(&mut c, &["PING"]), Resp::Simple(b"PONG".to_vec()));
+    }
+}
+
+/// A load that fails (here: another module owns `cache.key`) must leave
+/// nothing of the module behind: Redis 7.0 keeps the server-event listeners
+/// of a failed module, and calling one after the library is gone crashes.
+#[test]
+fn a_failed_load_leaves_no_listener_behind() {
+    let module = common::module_path();
+    let caller = caller_module();
+    for flavor in Flavor::ALL {
+        let s = Server::with(
+            flavor,
+            Options {
+                load_module: false,
+                server_args: vec![
+                    "--enable-module-command".into(),
+                    "yes".into(),
+                    "--loadmodule".into(),
+                    caller.display().to_string(),
+                    "take-cache-key".into(),
+                ],
+                ..Options::default()
+            },
+        );
+        let mut c = RawConn::connect(s.port);
+        let r = call(&mut c, &["MODULE", "LOAD", module.to_str().unwrap()]);
+        assert!(matches!(r, Resp::Error(_)), "{flavor:?}: {r:?}");
+        assert!(
+            s.log().contains("could not create command cache.key"),
+            "{flavor:?}: {}",
+            s.log()
+        );
+        // A role change fires the replication-role event.
+        assert_eq!(call(&mut c, &["REPLICAOF", "127.0.0.1", "1"]), ok());
+        assert_eq!(call(&mut c, &["REPLICAOF", "NO", "ONE"]), ok());
+        assert_eq!(call(&mut c, &["PING"]), Resp::Simple(b"PONG".to_vec()));
+    }
+}
+
 /// Another module may call the commands through RM_Call: its client has no
 /// connection, and once Redis recycles it, no user either (it runs as
 /// root). Such calls run with the calling module's authority, as Redis runs

@@ -190,9 +190,13 @@ fn store_state(
     expiry: Expiry,
 ) -> CmdResult {
     key.write_bytes(state)?;
-    notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"ratelimit", name);
     if expiry.changed {
         key.set_abs_expire(i64::try_from(expiry.at_ms).unwrap_or(i64::MAX));
+    }
+    // Events only after every change to the open key: a subscriber may
+    // change or delete the key from its callback.
+    notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"ratelimit", name);
+    if expiry.changed {
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
     }
     Ok(())
