@@ -69,7 +69,10 @@ pub fn key_name<E>(build: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<
 /// (a longer value holds more, and grows in place).
 pub const EXACT_SIZE: std::ops::RangeInclusive<usize> = 200..=600;
 
-/// An open key, closed on drop.
+const NOT_WRITABLE: CmdError = CmdError::Static("ERR could not write the key");
+
+/// An open key, closed on drop. Only a key opened for writing may change;
+/// a missing key opened for reading has no handle at all.
 pub struct Key {
     ptr: *mut raw::RedisModuleKey,
 }
@@ -116,7 +119,8 @@ impl Key {
         }
         let mut len: usize = 0;
         // SAFETY: open string key; read-only DMA is valid until the key is
-        // modified or closed, and the borrow of `self` prevents both.
+        // modified or closed, and the borrow of `self` prevents both (every
+        // change takes `&mut self`, closing takes the key).
         let ptr = unsafe {
             rm!(RedisModule_StringDMA)(self.ptr, &mut len, raw::REDISMODULE_READ as c_int)
         };
@@ -144,14 +148,17 @@ impl Key {
     /// Sets the value (shared with `value`, not copied) and its TTL in ms;
     /// returns the absolute expiry Redis stored, for replication.
     pub fn set_string_with_ttl(
-        &self,
+        &mut self,
         value: *mut raw::RedisModuleString,
         ttl_ms: i64,
     ) -> Result<i64, CmdError> {
+        if self.ptr.is_null() {
+            return Err(NOT_WRITABLE);
+        }
         // SAFETY: key opened for writing; `value` is a live string.
         unsafe {
             if rm!(RedisModule_StringSet)(self.ptr, value) != raw::REDISMODULE_OK as c_int {
-                return Err(CmdError::Static("ERR could not write the key"));
+                return Err(NOT_WRITABLE);
             }
             rm!(RedisModule_SetExpire)(self.ptr, ttl_ms);
             Ok(rm!(RedisModule_GetAbsExpire)(self.ptr))
@@ -168,7 +175,10 @@ impl Key {
     /// bound of a limiter holding 100 requests, so such a value is written
     /// as a new string of its exact size whenever its length changes. The
     /// key keeps its expiry and LFU counter either way.
-    pub fn write_bytes(&self, data: &[u8]) -> Result<(), CmdError> {
+    pub fn write_bytes(&mut self, data: &[u8]) -> Result<(), CmdError> {
+        if self.ptr.is_null() {
+            return Err(NOT_WRITABLE);
+        }
         let ok = raw::REDISMODULE_OK as c_int;
         let t = self.key_type();
         let is_string = t == raw::REDISMODULE_KEYTYPE_STRING as c_int;
@@ -186,13 +196,13 @@ impl Key {
             // the truncate the DMA pointer addresses exactly `data.len()` writable bytes.
             unsafe {
                 if rm!(RedisModule_StringTruncate)(self.ptr, data.len()) != ok {
-                    return Err(CmdError::Static("ERR could not write the key"));
+                    return Err(NOT_WRITABLE);
                 }
                 let mut len: usize = 0;
                 let ptr =
                     rm!(RedisModule_StringDMA)(self.ptr, &mut len, raw::REDISMODULE_WRITE as c_int);
                 if ptr.is_null() || len != data.len() {
-                    return Err(CmdError::Static("ERR could not write the key"));
+                    return Err(NOT_WRITABLE);
                 }
                 std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.cast::<u8>(), len);
             }
@@ -208,7 +218,7 @@ impl Key {
         let value = OwnedString::new(data);
         // SAFETY: key opened for writing; StringSet keeps its own reference.
         if unsafe { rm!(RedisModule_StringSet)(self.ptr, value.ptr()) } != ok {
-            return Err(CmdError::Static("ERR could not write the key"));
+            return Err(NOT_WRITABLE);
         }
         if expire_at >= 0 {
             self.set_abs_expire(expire_at);
@@ -238,14 +248,20 @@ impl Key {
         unsafe { rm!(RedisModule_GetExpire)(self.ptr) }
     }
 
-    pub fn set_abs_expire(&self, at_ms: i64) {
+    pub fn set_abs_expire(&mut self, at_ms: i64) {
+        if self.ptr.is_null() {
+            return;
+        }
         // SAFETY: key opened for writing and holding a value.
         unsafe {
             rm!(RedisModule_SetAbsExpire)(self.ptr, at_ms);
         }
     }
 
-    pub fn delete(&self) -> bool {
+    pub fn delete(&mut self) -> bool {
+        if self.ptr.is_null() {
+            return false;
+        }
         // SAFETY: key opened for writing.
         unsafe { rm!(RedisModule_DeleteKey)(self.ptr) == raw::REDISMODULE_OK as c_int }
     }

@@ -85,7 +85,7 @@ pub fn store_json(
 ) -> CmdResult {
     let ctx = reply.ctx();
     let value = args.raw(value_arg).ok_or(CmdError::WrongArity)?;
-    let k = open_checked(ctx, name, Access::Write)?;
+    let mut k = open_checked(ctx, name, Access::Write)?;
     k.expect_string_or_empty()?;
     let at = k.set_string_with_ttl(value, ttl_s * 1000)?;
     drop(k);
@@ -190,7 +190,7 @@ pub fn invalidateuser(reply: &Reply, args: &Args) -> CmdResult {
     check_keys(ctx, &checks)?;
     let mut deleted: Vec<&[u8]> = Vec::with_capacity(4);
     for name in &names {
-        let k = Key::open(ctx, name, Mode::Write);
+        let mut k = Key::open(ctx, name, Mode::Write);
         if k.exists() && k.delete() {
             notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name);
             deleted.push(name.bytes());

@@ -185,7 +185,7 @@ fn reply_decision(reply: &Reply, d: &Decision, now_ms: u64) {
 fn store_state(
     ctx: *mut raw::RedisModuleCtx,
     name: &OwnedString,
-    key: &Key,
+    key: &mut Key,
     state: &[u8],
     expiry: Expiry,
 ) -> CmdResult {
@@ -332,7 +332,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
-    let key = open_checked(ctx, &name, Access::Write)?;
+    let mut key = open_checked(ctx, &name, Access::Write)?;
     let now = now();
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -345,7 +345,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
             Effect::Nothing => None,
         };
         if let Some((expiry, cost)) = written {
-            store_state(ctx, &name, &key, &buf, expiry)?;
+            store_state(ctx, &name, &mut key, &buf, expiry)?;
             replicate_record(ctx, &name, now, rule, cost);
         }
         COUNTERS.limiter(d.allowed);
@@ -410,7 +410,7 @@ pub fn reset(reply: &Reply, args: &Args) -> CmdResult {
     let (identifier, action) = parse_target(args)?;
     let ctx = reply.ctx();
     let name = limiter_key(action, identifier)?;
-    let key = open_checked(ctx, &name, Access::Delete)?;
+    let mut key = open_checked(ctx, &name, Access::Delete)?;
     // A limiter is a string (a corrupted one too: RESET is how to clear
     // it); another type at this name is not ours to delete.
     key.expect_string_or_empty()?;
@@ -443,14 +443,14 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
     let cost = int_in(args.bytes(5), "cost", 0, MAX_COST as i64)? as u64;
     let ctx = reply.ctx();
     let name = OwnedString::new(args.bytes(1));
-    let key = Key::open(ctx, &name, Mode::Write);
+    let mut key = Key::open(ctx, &name, Mode::Write);
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
         let rule = Rule { limit, window_ms };
         let expiry = limiter::record(key.read_string()?, at, rule, cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
         if let Some(expiry) = expiry {
-            store_state(ctx, &name, &key, &buf, expiry)?;
+            store_state(ctx, &name, &mut key, &buf, expiry)?;
         }
         // SAFETY: live context; RECORD is deterministic, so it replicates as sent.
         unsafe {
