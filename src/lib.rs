@@ -22,6 +22,8 @@ use std::sync::atomic::Ordering;
 
 use redis_module::{raw, redis_module, Context, RedisString, Status};
 
+use crate::reply::rm;
+
 #[cfg(not(test))]
 type ModuleAllocator = redis_module::alloc::RedisAlloc;
 #[cfg(not(test))]
@@ -95,8 +97,10 @@ fn missing_api() -> Option<&'static str> {
         RedisModule_ReplyWithStringBuffer,
         RedisModule_ServerInfoGetFieldC,
         RedisModule_ServerInfoGetFieldUnsigned,
+        RedisModule_SignalModifiedKey,
         RedisModule_SetAbsExpire,
         RedisModule_SetExpire,
+        RedisModule_SetModuleOptions,
         RedisModule_SetLFU,
         RedisModule_StringDMA,
         RedisModule_StringPtrLen,
@@ -115,6 +119,15 @@ fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
         ));
     }
     install_panic_hook();
+    // Keys are signalled modified when they really changed (store::Key),
+    // not each time one is opened for writing.
+    // SAFETY: OnLoad context.
+    unsafe {
+        rm!(RedisModule_SetModuleOptions)(
+            ctx.ctx,
+            raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED as c_int,
+        );
+    }
     // The library may stay mapped after MODULE UNLOAD (glibc keeps a library
     // with thread-local destructors), so a reload finds the old statics:
     // start the counters from zero as on a fresh start. Configs are reset by

@@ -73,8 +73,17 @@ const NOT_WRITABLE: CmdError = CmdError::Static("ERR could not write the key");
 
 /// An open key, closed on drop. Only a key opened for writing may change;
 /// a missing key opened for reading has no handle at all.
+///
+/// Redis is told the key changed (for WATCH and client-side caching) when
+/// it closes, if it did: the module turns off the implicit signal Redis
+/// gives every key opened for writing, which would abort a WATCH for a
+/// denied check that wrote nothing.
 pub struct Key {
     ptr: *mut raw::RedisModuleKey,
+    ctx: *mut raw::RedisModuleCtx,
+    /// Held by the open key itself (RM_OpenKey takes a reference).
+    name: *mut raw::RedisModuleString,
+    modified: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +102,12 @@ impl Key {
         let ptr = unsafe {
             rm!(RedisModule_OpenKey)(ctx, name.ptr(), flags as c_int).cast::<raw::RedisModuleKey>()
         };
-        Key { ptr }
+        Key {
+            ptr,
+            ctx,
+            name: name.ptr(),
+            modified: false,
+        }
     }
 
     fn key_type(&self) -> c_int {
@@ -160,6 +174,7 @@ impl Key {
             if rm!(RedisModule_StringSet)(self.ptr, value) != raw::REDISMODULE_OK as c_int {
                 return Err(NOT_WRITABLE);
             }
+            self.modified = true;
             rm!(RedisModule_SetExpire)(self.ptr, ttl_ms);
             Ok(rm!(RedisModule_GetAbsExpire)(self.ptr))
         }
@@ -206,6 +221,7 @@ impl Key {
                 }
                 std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.cast::<u8>(), len);
             }
+            self.modified = true;
             return Ok(());
         }
         // StringSet replaces the key: keep what it would reset (the expiry
@@ -220,6 +236,7 @@ impl Key {
         if unsafe { rm!(RedisModule_StringSet)(self.ptr, value.ptr()) } != ok {
             return Err(NOT_WRITABLE);
         }
+        self.modified = true;
         if expire_at >= 0 {
             self.set_abs_expire(expire_at);
         }
@@ -231,7 +248,7 @@ impl Key {
     }
 
     /// The absolute expiry in Unix ms, -1 without one (or no key).
-    fn abs_expire(&self) -> i64 {
+    pub fn abs_expire(&self) -> i64 {
         if !self.exists() {
             return -1;
         }
@@ -256,6 +273,7 @@ impl Key {
         unsafe {
             rm!(RedisModule_SetAbsExpire)(self.ptr, at_ms);
         }
+        self.modified = true;
     }
 
     pub fn delete(&mut self) -> bool {
@@ -263,15 +281,24 @@ impl Key {
             return false;
         }
         // SAFETY: key opened for writing.
-        unsafe { rm!(RedisModule_DeleteKey)(self.ptr) == raw::REDISMODULE_OK as c_int }
+        let deleted =
+            unsafe { rm!(RedisModule_DeleteKey)(self.ptr) == raw::REDISMODULE_OK as c_int };
+        self.modified |= deleted;
+        deleted
     }
 }
 
 impl Drop for Key {
     fn drop(&mut self) {
         if !self.ptr.is_null() {
-            // SAFETY: opened in `open`, closed once here.
-            unsafe { rm!(RedisModule_CloseKey)(self.ptr) }
+            // SAFETY: opened in `open`, closed once here; until then the
+            // open key holds its name, so the name is alive for the signal.
+            unsafe {
+                if self.modified {
+                    rm!(RedisModule_SignalModifiedKey)(self.ctx, self.name);
+                }
+                rm!(RedisModule_CloseKey)(self.ptr)
+            }
         }
     }
 }

@@ -1156,15 +1156,15 @@ fn a_value_rewritten_at_its_exact_size_keeps_its_expiry_and_lfu_counter() {
         // Every write counted as an access: the key is hot, not new (5).
         let freq: i64 = cmd("OBJECT").arg(&["FREQ", key]).query(&mut c).unwrap();
         assert!(freq > 100, "OBJECT FREQ {freq}");
-        // The expiry is the key's own: an operator's PERSIST stands until a
-        // write moves the expiry (as for a value changed in place).
+        // After a rewrite the key has the state's expiry, even one an
+        // operator took away (PERSIST) within the same second.
+        let expected: i64 = cmd("PEXPIRETIME").arg(key).query(&mut c).unwrap();
         let _: () = cmd("PERSIST").arg(key).query(&mut c).unwrap();
         record(&mut c, first + 149 * 500);
-        let pttl: i64 = cmd("PTTL").arg(key).query(&mut c).unwrap();
-        assert_eq!(pttl, -1);
-        record(&mut c, first + 160 * 500);
-        let pttl: i64 = cmd("PTTL").arg(key).query(&mut c).unwrap();
-        assert!(pttl > 500_000, "{pttl}");
+        let len_after: i64 = cmd("STRLEN").arg(key).query(&mut c).unwrap();
+        assert!(len_after > len, "the value was rewritten");
+        let at: i64 = cmd("PEXPIRETIME").arg(key).query(&mut c).unwrap();
+        assert_eq!(at, expected);
     });
 }
 
@@ -1193,6 +1193,91 @@ fn config_get_of_the_policies_does_not_leak() {
         let after = info_int(&mut c, "memory", "used_memory");
         // A copy kept per call would be 500 x 13 KB, over 6 MB.
         assert!(after - before < 1_000_000, "{before} -> {after}");
+    });
+}
+
+/// WATCH sees what built-in commands make it see: a write aborts the
+/// transaction, a command that changed nothing (a denied check, a RESET or
+/// INVALIDATEUSER of nothing, an error) does not.
+#[test]
+fn watch_is_aborted_by_writes_only() {
+    on_each_server(|s| {
+        let mut a = s.conn();
+        let mut b = s.conn();
+        let exec_after = |a: &mut Connection, b: &mut Connection, key: &str, write: &redis::Cmd| {
+            let _: () = cmd("WATCH").arg(key).query(a).unwrap();
+            let _: Value = write.query(b).unwrap_or(Value::Nil);
+            let _: () = cmd("MULTI").query(a).unwrap();
+            let _: String = cmd("PING").query(a).unwrap();
+            let r: Value = cmd("EXEC").query(a).unwrap();
+            r != Value::Nil
+        };
+        check(&mut b, &["d", "1", "30"]);
+        let _: () = cmd("LPUSH")
+            .arg(&["rate_limit:default:w", "x"])
+            .query(&mut b)
+            .unwrap();
+        let _: () = cmd("SET").arg(&["session:9", "{}"]).query(&mut b).unwrap();
+        for (key, write, runs) in [
+            (
+                "rate_limit:default:d",
+                cmd("RATELIMIT.CHECK").arg(&["d", "1", "30"]).clone(),
+                true,
+            ),
+            (
+                "rate_limit:default:none",
+                cmd("RATELIMIT.RESET").arg("none").clone(),
+                true,
+            ),
+            ("user:5", cmd("CACHE.INVALIDATEUSER").arg("5").clone(), true),
+            (
+                "rate_limit:default:w",
+                cmd("RATELIMIT.CHECK").arg(&["w", "1", "30"]).clone(),
+                true,
+            ),
+            (
+                "rate_limit:default:e",
+                cmd("RATELIMIT.CHECK").arg(&["e", "1", "30"]).clone(),
+                false,
+            ),
+            (
+                "rate_limit:default:d",
+                cmd("RATELIMIT.RESET").arg("d").clone(),
+                false,
+            ),
+            (
+                "user:7",
+                cmd("CACHE.SETUSER").arg(&["7", "{}"]).clone(),
+                false,
+            ),
+            (
+                "session:9",
+                cmd("CACHE.INVALIDATEUSER").arg("9").clone(),
+                false,
+            ),
+        ] {
+            assert_eq!(exec_after(&mut a, &mut b, key, &write), runs, "{key}");
+        }
+    });
+}
+
+/// The key's expiry is the state's after every admitted check, even when
+/// something outside the module changed it in the same second.
+#[test]
+fn an_admitted_check_puts_back_an_expiry_changed_from_outside() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        let key = "rate_limit:default:ext";
+        check(&mut c, &["ext", "3", "60"]);
+        for outside in [
+            cmd("PEXPIRE").arg(key).arg(200).clone(),
+            cmd("PERSIST").arg(key).clone(),
+        ] {
+            let _: Value = outside.query(&mut c).unwrap();
+            assert!(check(&mut c, &["ext", "100", "60"]).allowed);
+            let pttl = pttl(&mut c, "ext");
+            assert!((59_000..=61_000).contains(&pttl), "{pttl}");
+        }
     });
 }
 

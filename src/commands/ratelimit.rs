@@ -190,13 +190,17 @@ fn store_state(
     expiry: Expiry,
 ) -> CmdResult {
     key.write_bytes(state)?;
-    if expiry.changed {
-        key.set_abs_expire(i64::try_from(expiry.at_ms).unwrap_or(i64::MAX));
+    // The state's expiry moved, or the key's own was changed from outside
+    // (PEXPIRE, PERSIST, RESTORE): either way the key gets the state's.
+    let at = i64::try_from(expiry.at_ms).unwrap_or(i64::MAX);
+    let moved = expiry.changed || key.abs_expire() != at;
+    if moved {
+        key.set_abs_expire(at);
     }
     // Events only after every change to the open key: a subscriber may
     // change or delete the key from its callback.
     notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"ratelimit", name);
-    if expiry.changed {
+    if moved {
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
     }
     Ok(())
