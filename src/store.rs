@@ -213,6 +213,7 @@ impl Key {
                 if rm!(RedisModule_StringTruncate)(self.ptr, data.len()) != ok {
                     return Err(NOT_WRITABLE);
                 }
+                self.modified = true;
                 let mut len: usize = 0;
                 let ptr =
                     rm!(RedisModule_StringDMA)(self.ptr, &mut len, raw::REDISMODULE_WRITE as c_int);
@@ -221,7 +222,6 @@ impl Key {
                 }
                 std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.cast::<u8>(), len);
             }
-            self.modified = true;
             return Ok(());
         }
         // StringSet replaces the key: keep what it would reset (the expiry
@@ -270,10 +270,8 @@ impl Key {
             return;
         }
         // SAFETY: key opened for writing and holding a value.
-        unsafe {
-            rm!(RedisModule_SetAbsExpire)(self.ptr, at_ms);
-        }
-        self.modified = true;
+        let set = unsafe { rm!(RedisModule_SetAbsExpire)(self.ptr, at_ms) };
+        self.modified |= set == raw::REDISMODULE_OK as c_int;
     }
 
     pub fn delete(&mut self) -> bool {

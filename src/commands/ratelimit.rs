@@ -178,14 +178,15 @@ fn reply_decision(reply: &Reply, d: &Decision, now_ms: u64) {
     ]);
 }
 
-/// Writes a new limiter state and, when it moved, its expiry. The expiry
-/// is a function of the state (newest entry + window, rounded up to a
-/// second), so most checks leave it alone and skip the two hash lookups
-/// that reading and setting it would cost. Sends the matching keyspace events.
+/// Writes a new limiter state and, when it moved, its expiry, then closes
+/// the key and sends the matching keyspace events: a subscriber may change
+/// or delete the key from its callback, so nothing of it may be used after.
+/// The expiry is a function of the state (newest entry + window, rounded up
+/// to a second), so most checks only read it and leave it alone.
 fn store_state(
     ctx: *mut raw::RedisModuleCtx,
     name: &OwnedString,
-    key: &mut Key,
+    mut key: Key,
     state: &[u8],
     expiry: Expiry,
 ) -> CmdResult {
@@ -197,8 +198,7 @@ fn store_state(
     if moved {
         key.set_abs_expire(at);
     }
-    // Events only after every change to the open key: a subscriber may
-    // change or delete the key from its callback.
+    drop(key);
     notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"ratelimit", name);
     if moved {
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name);
@@ -336,7 +336,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
-    let mut key = open_checked(ctx, &name, Access::Write)?;
+    let key = open_checked(ctx, &name, Access::Write)?;
     let now = now();
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -349,7 +349,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
             Effect::Nothing => None,
         };
         if let Some((expiry, cost)) = written {
-            store_state(ctx, &name, &mut key, &buf, expiry)?;
+            store_state(ctx, &name, key, &buf, expiry)?;
             replicate_record(ctx, &name, now, rule, cost);
         }
         COUNTERS.limiter(d.allowed);
@@ -447,14 +447,14 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
     let cost = int_in(args.bytes(5), "cost", 0, MAX_COST as i64)? as u64;
     let ctx = reply.ctx();
     let name = OwnedString::new(args.bytes(1));
-    let mut key = Key::open(ctx, &name, Mode::Write);
+    let key = Key::open(ctx, &name, Mode::Write);
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
         let rule = Rule { limit, window_ms };
         let expiry = limiter::record(key.read_string()?, at, rule, cost, &mut buf)
             .map_err(|e| state_error(&name, e))?;
         if let Some(expiry) = expiry {
-            store_state(ctx, &name, &mut key, &buf, expiry)?;
+            store_state(ctx, &name, key, &buf, expiry)?;
         }
         // SAFETY: live context; RECORD is deterministic, so it replicates as sent.
         unsafe {
