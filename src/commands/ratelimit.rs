@@ -301,15 +301,20 @@ fn replicate_record(
         argv[2] = limit.get(rule.limit);
         argv[3] = window.get(rule.window_ms);
         argv[4] = c.get(cost);
-        // SAFETY: live context; "v" takes an array of live strings and its
-        // length, and Redis takes a reference to each.
+        // One "s" per string rather than "v": Redis then sizes its argument
+        // array once instead of growing it.
+        // SAFETY: live context; five "s" take five live strings, and Redis
+        // takes a reference to each.
         unsafe {
             rm!(RedisModule_Replicate)(
                 ctx,
                 c"RATELIMIT.RECORD".as_ptr(),
-                c"v".as_ptr(),
-                argv.as_mut_ptr(),
-                argv.len(),
+                c"sssss".as_ptr(),
+                argv[0],
+                argv[1],
+                argv[2],
+                argv[3],
+                argv[4],
             );
         }
         true
