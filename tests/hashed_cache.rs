@@ -220,6 +220,53 @@ fn md5_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// FILTERS up to 1 MiB are canonicalized; a longer one is refused before
+/// it is parsed, by every command that takes it, and changes nothing.
+#[test]
+fn filters_have_a_size_bound() {
+    const MAX: usize = 1024 * 1024;
+    // `{"a": "xx...x"}` of exactly `len` bytes, already in Python's form.
+    let filters = |len: usize| format!("{{\"a\": \"{}\"}}", "x".repeat(len - 9));
+    on_each_server(|s| {
+        let mut c = s.conn();
+        let largest = filters(MAX);
+        assert_eq!(largest.len(), MAX);
+        let key: String = cmd("CACHE.KEY")
+            .arg(&["search", "q", "1", "FILTERS", &largest])
+            .query(&mut c)
+            .unwrap();
+        let mut text = b"q:1:".to_vec();
+        text.extend_from_slice(largest.as_bytes());
+        assert_eq!(key, format!("search:{}", md5_hex(&text)));
+        let _: () = cmd("CACHE.SETSEARCH")
+            .arg(&["q", "1", "[1]", "FILTERS", &largest])
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(c.get::<_, String>(&key).unwrap(), "[1]");
+
+        let too_long = filters(MAX + 1);
+        let want = format!(
+            "ERR FILTERS is too long: {} bytes, allowed up to {MAX}",
+            MAX + 1
+        );
+        for command in [
+            cmd("CACHE.KEY")
+                .arg(&["search", "q", "1", "FILTERS", &too_long])
+                .clone(),
+            cmd("CACHE.GETSEARCH")
+                .arg(&["q", "1", "FILTERS", &too_long])
+                .clone(),
+            cmd("CACHE.SETSEARCH")
+                .arg(&["q", "2", "[2]", "FILTERS", &too_long])
+                .clone(),
+        ] {
+            assert_eq!(err_of(&mut c, &command), want, "{:?}", s.flavor);
+        }
+        let n: i64 = cmd("DBSIZE").query(&mut c).unwrap();
+        assert_eq!(n, 1, "the refused SETSEARCH wrote nothing");
+    });
+}
+
 #[test]
 fn ttls_stats_and_bad_input() {
     on_each_server(|s| {

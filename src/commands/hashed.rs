@@ -31,8 +31,19 @@ fn key_error(e: keys::KeyError) -> CmdError {
     CmdError::msg(e.to_string())
 }
 
+/// Longest FILTERS argument accepted. Canonicalizing holds the parsed tree,
+/// which takes up to about 30 times the text: without a bound, one read-only
+/// call could take gigabytes and block the server for seconds.
+pub const MAX_FILTERS_BYTES: usize = 1024 * 1024;
+
 /// Python's `json.dumps(filters or {}, sort_keys=True)` for a FILTERS argument.
 pub fn canonical_filters(text: &[u8]) -> Result<String, CmdError> {
+    if text.len() > MAX_FILTERS_BYTES {
+        return Err(CmdError::msg(format!(
+            "ERR FILTERS is too long: {} bytes, allowed up to {MAX_FILTERS_BYTES}",
+            text.len()
+        )));
+    }
     pyjson::canonical_object(text).map_err(|e| match e {
         pyjson::PyJsonError::NotAnObject => {
             CmdError::Static("ERR FILTERS must be a JSON object, e.g. {\"lang\": \"ru\"}")
