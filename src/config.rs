@@ -188,6 +188,12 @@ impl LoadArgs {
                     "unknown module argument '{name}'; known: user-ttl session-ttl search-ttl rag-ttl translation-ttl key-style ratelimit-policies"
                 ));
             }
+            // Only one value would be used, and the others never checked.
+            if pairs.iter().any(|(n, _)| *n == name) {
+                return Err(format!(
+                    "module argument '{name}' is given twice; give each at most once"
+                ));
+            }
             pairs.push((name, value));
         }
         Ok(LoadArgs { pairs })
@@ -196,7 +202,6 @@ impl LoadArgs {
     fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
-            .rev()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
@@ -304,9 +309,12 @@ mod tests {
         let a = load_args(&["KEY-STYLE", "TAGGED", "User-TTL", "900"]).unwrap();
         assert_eq!(a.get("key-style"), Some("TAGGED"));
         assert_eq!(a.get("user-ttl"), Some("900"));
-        // The last of several spellings wins.
-        let a = load_args(&["user-ttl", "1", "USER-TTL", "2"]).unwrap();
-        assert_eq!(a.get("user-ttl"), Some("2"));
+        // A name given twice, in any spelling, is refused: only one value
+        // could be used and the other would go unchecked.
+        assert_eq!(
+            load_args(&["user-ttl", "abc", "USER-TTL", "2"]).err(),
+            Some("module argument 'user-ttl' is given twice; give each at most once".into())
+        );
         assert!(load_args(&["nope", "1"]).is_err());
         assert!(load_args(&["user-ttl"]).is_err());
     }

@@ -133,6 +133,9 @@ fn bad_load_arguments_refuse_to_load() {
             // The reason is logged as text, never as a format string.
             vec!["user-ttl", "%s%s%s%s%s%n"],
             vec!["ratelimit-policies", "%s%s%s%s%n\t:1/1"],
+            // A bad value is not hidden by a good one given after it.
+            vec!["user-ttl", "abc", "user-ttl", "900"],
+            vec!["key-style", "bogus", "KEY-STYLE", "plain"],
         ] {
             let opts = common::Options {
                 module_args: args.iter().map(|s| s.to_string()).collect(),
@@ -474,7 +477,9 @@ const DECLARED: &[(&str, bool, bool, &[&str], &str)] = &[
     ("cache.setsearch", true, false, &["OW", "update"], "O(N)"),
     ("cache.getsearch", false, false, &["RO", "access"], "O(N)"),
     ("cache.setrag", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getrag", false, false, &["RO", "access"], "O(N)"),
     ("cache.settranslation", true, false, &["OW", "update"], "O(N)"),
+    ("cache.gettranslation", false, false, &["RO", "access"], "O(N)"),
     ("ratelimit.check", true, false, &["RW", "update"], "O(N)"),
     ("ratelimit.peek", false, false, &["RO", "access"], "O(N)"),
     ("ratelimit.info", false, false, &["RO", "access"], "O(N)"),
