@@ -85,7 +85,7 @@ fn decision(v: Value) -> Decision {
         reset_after_ms: n[7],
     };
     // Relations every reply keeps.
-    assert_eq!(d.remaining, (d.limit - d.count).max(0), "{d:?}");
+    assert_eq!(d.remaining, d.limit - d.count, "{d:?}");
     assert_eq!(d.retry_after, ceil_s(d.retry_after_ms), "{d:?}");
     if d.allowed {
         assert_eq!(d.retry_after_ms, 0, "{d:?}");
@@ -392,6 +392,12 @@ fn cost_counts_units_and_cost_above_limit_is_never_allowed() {
         // cost == limit on an empty limiter is allowed.
         let d = check(&mut c, &["whole", "4", "60", "COST", "4"]);
         assert_eq!((d.allowed, d.count, d.remaining), (true, 4, 0));
+
+        // A lower limit than what is counted: remaining is limit - count.
+        let d = check(&mut c, &["whole", "2", "60"]);
+        assert_eq!((d.allowed, d.count, d.remaining), (false, 4, -2));
+        let d = peek(&mut c, &["whole", "1", "60"]);
+        assert_eq!((d.allowed, d.count, d.remaining), (false, 4, -3));
     });
 }
 

@@ -170,7 +170,7 @@ fn reply_decision(reply: &Reply, d: &Decision, now_ms: u64) {
         ("allowed", i64::from(d.allowed)),
         ("current_count", int(d.current_count)),
         ("limit", int(d.limit)),
-        ("remaining", int(d.remaining)),
+        ("remaining", d.remaining),
         ("retry_after", ceil_s(d.retry_after_ms)),
         ("reset_time", ceil_s(int(reset_at_ms))),
         ("retry_after_ms", d.retry_after_ms),

@@ -57,7 +57,7 @@ fn model_check(old: Option<&Model>, now: u64, rule: Rule, cost: u64) -> (Decisio
             allowed: true,
             current_count: count + cost,
             limit: rule.limit,
-            remaining: rule.limit - count - cost,
+            remaining: rule.limit as i64 - (count + cost) as i64,
             retry_after_ms: 0,
             reset_after_ms: sat_u64(left(ts[0], rule.window_ms, now)),
         };
@@ -89,7 +89,7 @@ fn model_check(old: Option<&Model>, now: u64, rule: Rule, cost: u64) -> (Decisio
         allowed: false,
         current_count: count,
         limit: rule.limit,
-        remaining: rule.limit.saturating_sub(count),
+        remaining: rule.limit as i64 - count as i64,
         retry_after_ms: retry,
         reset_after_ms: live
             .first()

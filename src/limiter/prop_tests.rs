@@ -193,7 +193,7 @@ proptest! {
             let d = check(state.as_deref(), t, rule, cost, Some(&mut out))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert!(d.current_count <= limit);
-            prop_assert_eq!(d.remaining, limit - d.current_count);
+            prop_assert_eq!(d.remaining, limit as i64 - d.current_count as i64);
             if d.allowed {
                 let i = info(&out, t).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(i.count, d.current_count);

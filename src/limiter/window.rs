@@ -92,8 +92,9 @@ pub struct Decision {
     /// when allowed).
     pub current_count: u64,
     pub limit: u64,
-    /// `limit - current_count`, never negative.
-    pub remaining: u64,
+    /// `limit - current_count`: negative when more is counted than a
+    /// lowered limit allows.
+    pub remaining: i64,
     /// 0 when allowed, -1 when `cost > limit` (never allowed), otherwise
     /// the smallest wait after which this same check is allowed (if
     /// nothing else is admitted meanwhile).
@@ -101,6 +102,12 @@ pub struct Decision {
     /// Time until the oldest counted unit leaves the window, after this
     /// check; 0 when nothing is counted.
     pub reset_after_ms: u64,
+}
+
+/// `limit - count`; both are bounded far below `i64::MAX` by the rules.
+fn remaining(limit: u64, count: u64) -> i64 {
+    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    signed(limit).saturating_sub(signed(count))
 }
 
 /// Why an operation failed.
@@ -409,7 +416,7 @@ fn decide(
             allowed: true,
             current_count: current,
             limit,
-            remaining: limit - current,
+            remaining: remaining(limit, current),
             retry_after_ms: 0,
             reset_after_ms: ms_left(oldest, rule.window_ms, now_ms),
         };
@@ -426,7 +433,7 @@ fn decide(
         allowed: false,
         current_count: live.count,
         limit,
-        remaining: limit.saturating_sub(live.count),
+        remaining: remaining(limit, live.count),
         retry_after_ms,
         reset_after_ms: live
             .kept
@@ -709,11 +716,11 @@ mod tests {
         for i in 0..5 {
             assert!(hit(&mut s, T0 + i * 1_000, rule(10), 1).allowed);
         }
-        // Lower limit: 5 counted > 3.
+        // Lower limit: 5 counted > 3, so remaining = limit - count = -2.
         let d = hit(&mut s, T0 + 5_000, rule(3), 1);
         assert_eq!(
             (d.allowed, d.current_count, d.remaining, d.retry_after_ms),
-            (false, 5, 0, 7_000)
+            (false, 5, -2, 7_000)
         );
         // Shorter window: only T0+3000 and T0+4000 are within 3 s of T0+5500.
         let short = Rule {
