@@ -245,7 +245,7 @@ pub const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "cache.getrag",
-        flags: READ,
+        flags: READ_LINEAR,
         arity: 4,
         route_arg: 2,
         route_is_key: false,
@@ -269,7 +269,7 @@ pub const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "cache.gettranslation",
-        flags: READ,
+        flags: READ_LINEAR,
         arity: 4,
         route_arg: 1,
         route_is_key: false,
