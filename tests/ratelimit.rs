@@ -905,23 +905,55 @@ fn pttl(c: &mut Connection, id: &str) -> i64 {
 fn info_reports_the_rule_of_the_last_check() {
     on_each_server(|s| {
         let mut c = s.conn();
-        assert!(check(&mut c, &["lr", "5", "60"]).allowed);
-        // Denied under another rule: that rule is stored, nothing dropped.
-        assert!(!check(&mut c, &["lr", "1", "10"]).allowed);
+        assert!(check(&mut c, &["lr", "5", "10"]).allowed);
+        // Denied under another rule with a window at least as long: that
+        // rule is stored, nothing dropped.
+        assert!(!check(&mut c, &["lr", "1", "60"]).allowed);
         let i = info(&mut c, &["lr"]);
-        assert_eq!((i.count, i.limit, i.window_ms), (1, 1, 10_000));
+        assert_eq!((i.count, i.limit, i.window_ms), (1, 1, 60_000));
         assert!(
-            i.ttl_ms <= 11_000,
+            i.ttl_ms > 50_000,
             "TTL follows the stored window: {}",
             i.ttl_ms
         );
         // A PEEK under yet another rule only reads.
-        assert!(!peek(&mut c, &["lr", "1", "20"]).allowed);
+        assert!(!peek(&mut c, &["lr", "1", "120"]).allowed);
         let i = info(&mut c, &["lr"]);
-        assert_eq!((i.limit, i.window_ms), (1, 10_000));
+        assert_eq!((i.limit, i.window_ms), (1, 60_000));
         assert!(check(&mut c, &["lr", "5", "60"]).allowed);
         let i = info(&mut c, &["lr"]);
         assert_eq!((i.count, i.limit, i.window_ms), (2, 5, 60_000));
+    });
+}
+
+/// A refused request must not erase admitted ones: a denied check under a
+/// shorter window than the stored one writes nothing, since its earlier
+/// expiry would drop requests that still count under the stored window.
+#[test]
+fn a_denied_check_under_a_shorter_window_keeps_the_counted_requests() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        for _ in 0..4 {
+            assert!(check(&mut c, &["sw", "4", "60"]).allowed);
+        }
+        let key = "rate_limit:default:sw";
+        let before = snapshot(&mut c, key);
+        for rule in [["2", "1"], ["4", "1"], ["6", "59"]] {
+            let d = check(&mut c, &["sw", rule[0], rule[1], "COST", "3"]);
+            assert!(!d.allowed, "{rule:?}: {d:?}");
+            assert_eq!(
+                snapshot(&mut c, key),
+                before,
+                "{rule:?} changed the limiter"
+            );
+        }
+        let i = info(&mut c, &["sw"]);
+        assert_eq!((i.count, i.limit, i.window_ms), (4, 4, 60_000));
+        assert!(pttl(&mut c, "sw") > 55_000);
+        // After the short window has passed, the 60 s rule still counts 4.
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        let d = check(&mut c, &["sw", "4", "60"]);
+        assert_eq!((d.allowed, d.count), (false, 4), "{d:?}");
     });
 }
 

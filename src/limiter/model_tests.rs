@@ -193,10 +193,14 @@ fn run_sequence(rng: &mut StdRng, policy_changes: bool, case: u64, stats: &mut S
         let mut stored = Vec::new();
         let (d2, effect) = check_and_store(old, now, rule, cost, &mut stored).expect(&ctx);
         assert_eq!(d2, d, "{ctx}: check_and_store");
-        // A denied check under another rule than the stored one stores the
-        // same entries under its rule (Effect::Rewrite).
+        // A denied check under another rule than the stored one, with a
+        // window at least as long, stores the same entries under its rule
+        // (Effect::Rewrite).
         let rewrite_model = match (d.allowed, model.as_ref()) {
-            (false, Some(o)) if (o.limit, o.window_ms) != (rule.limit, rule.window_ms) => {
+            (false, Some(o))
+                if (o.limit, o.window_ms) != (rule.limit, rule.window_ms)
+                    && rule.window_ms >= o.window_ms =>
+            {
                 Some(Model {
                     ts: o.ts.clone(),
                     limit: rule.limit,

@@ -20,10 +20,13 @@
 //! Policy change: the rule passed to a check applies from that check on.
 //! Entries are dropped and counted with the new window and compared with
 //! the new limit; the stored rule (reported by `info`, used by
-//! `expire_at_ms`) is the rule of the last check: an allowed check, a
-//! denied one under another rule ([`Effect::Rewrite`], which keeps every
-//! entry, so the key lives while they count under that rule) or `record`.
-//! Entries already dropped under a shorter old window are not brought back.
+//! `expire_at_ms`) is the rule of the last check that wrote: an allowed
+//! check, a denied one under another rule with a window at least as long
+//! ([`Effect::Rewrite`], which keeps every entry, so the key lives while
+//! they count under that rule) or `record`. A denied check under a shorter
+//! window writes nothing: storing it would bring the expiry forward and
+//! lose requests that still count under the stored window. Entries already
+//! dropped under a shorter old window are not brought back.
 //!
 //! Cost: a check reads the header and drops the entries that left the
 //! window (each entry is dropped once, so this is amortized O(1) per
@@ -440,15 +443,29 @@ fn decide(
             .as_ref()
             .map_or(0, |k| ms_left(k.t, rule.window_ms, now_ms)),
     };
-    // The stored rule is the last check's: a denied check under another
-    // one stores it (and the expiry that goes with it), keeping every entry.
-    let effect = match (out, state, live.last_t) {
-        (Some(out), Some(bytes), Some(last_t)) if live.stored != Some(rule) => {
-            live.check_kept()?;
+    // A denied check under another rule stores it, keeping every entry, so
+    // that the key lives while they count under that rule; but not under a
+    // shorter window, whose earlier expiry would let a refused request
+    // erase requests that still count under the stored window.
+    let rewrite = match (state, live.last_t, live.stored) {
+        (Some(bytes), Some(last_t), Some(stored))
+            if stored != rule && rule.window_ms >= stored.window_ms =>
+        {
+            Some((bytes, last_t))
+        }
+        _ => None,
+    };
+    let Some((bytes, last_t)) = rewrite else {
+        return Ok((d, Effect::Nothing));
+    };
+    // Checked by PEEK too, so that it answers as CHECK would.
+    live.check_kept()?;
+    let effect = match out {
+        Some(out) => {
             write_rule(out, bytes, rule)?;
             Effect::Rewrite(live.expiry_after(last_t, rule.window_ms))
         }
-        _ => Effect::Nothing,
+        None => Effect::Nothing,
     };
     Ok((d, effect))
 }
@@ -981,8 +998,15 @@ mod tests {
             // So does a PEEK that would be allowed: it answers as CHECK.
             let r = peek(Some(v), T0 + 4, rule(10), 1);
             assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
-            // A denied check reads only up to what it needs.
-            assert!(!check(Some(v), T0 + 4, rule(3), 1, None).unwrap().allowed);
+            // A denied check under the stored rule reads only up to what it
+            // needs.
+            assert!(!check(Some(v), T0 + 4, rule(10), 8, None).unwrap().allowed);
+            // Under another rule a denied check stores it, so it reads the
+            // whole value, and a PEEK answers as that CHECK does.
+            let r = check_and_store(Some(v), T0 + 4, rule(3), 1, &mut out);
+            assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
+            let r = peek(Some(v), T0 + 4, rule(3), 1);
+            assert!(matches!(r, Err(StateError::Corrupt(_))), "{v:?}: {r:?}");
         }
         // Entry times that overflow u64 on the way to a newest time of
         // u64::MAX: refused, not clamped into a match.
