@@ -29,6 +29,8 @@ use crate::store::{Key, Mode, OwnedString};
 pub enum Access {
     Read,
     Write,
+    /// Changes the key and replies with what it read (as `INCR` does).
+    ReadWrite,
     Delete,
 }
 
@@ -70,6 +72,11 @@ impl CurrentUser {
         let flags = match access {
             Access::Read => raw::REDISMODULE_CMD_KEY_ACCESS,
             Access::Write => raw::REDISMODULE_CMD_KEY_INSERT | raw::REDISMODULE_CMD_KEY_UPDATE,
+            Access::ReadWrite => {
+                raw::REDISMODULE_CMD_KEY_ACCESS
+                    | raw::REDISMODULE_CMD_KEY_INSERT
+                    | raw::REDISMODULE_CMD_KEY_UPDATE
+            }
             Access::Delete => raw::REDISMODULE_CMD_KEY_DELETE,
         };
         // SAFETY: live user and key name.
@@ -87,6 +94,7 @@ impl CurrentUser {
         let what = match access {
             Access::Read => "read",
             Access::Write => "write",
+            Access::ReadWrite => "read and write",
             Access::Delete => "delete",
         };
         Err(CmdError::msg(format!(
@@ -302,7 +310,7 @@ pub fn open_checked(
     check_keys(ctx, &[(name, access)])?;
     let mode = match access {
         Access::Read => Mode::Read,
-        Access::Write | Access::Delete => Mode::Write,
+        Access::Write | Access::ReadWrite | Access::Delete => Mode::Write,
     };
     Ok(Key::open(ctx, name, mode))
 }

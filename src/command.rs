@@ -229,8 +229,12 @@ pub struct CommandDef {
 pub enum KeyAccess {
     /// Reads and returns them (`GET`: RO, ACCESS).
     Read,
-    /// Changes what is there (`RATELIMIT.CHECK`: RW, UPDATE).
+    /// Changes what is there without returning it (`RATELIMIT.RECORD`:
+    /// RW, UPDATE).
     Update,
+    /// Changes what is there and returns what it read (`INCR`,
+    /// `RATELIMIT.CHECK`: RW, ACCESS, UPDATE).
+    ReadUpdate,
     /// Replaces them without reading (`SET`: OW, UPDATE).
     Overwrite,
     /// Deletes them (`DEL`: RM, DELETE).
@@ -244,6 +248,11 @@ impl KeyAccess {
         let flags = match self {
             KeyAccess::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
             KeyAccess::Update => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            KeyAccess::ReadUpdate => {
+                raw::REDISMODULE_CMD_KEY_RW
+                    | raw::REDISMODULE_CMD_KEY_ACCESS
+                    | raw::REDISMODULE_CMD_KEY_UPDATE
+            }
             KeyAccess::Overwrite => raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE,
             KeyAccess::Delete => raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE,
         };

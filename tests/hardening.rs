@@ -132,6 +132,7 @@ fn acl_key_patterns_apply_to_the_keys_the_module_builds() {
         acl_user(&mut admin, "sessro", &["%R~session:*"]);
         acl_user(&mut admin, "sesswo", &["%W~session:*"]);
         acl_user(&mut admin, "limits", &["%R~rate_limit:*"]);
+        acl_user(&mut admin, "limitswo", &["%W~rate_limit:*"]);
 
         // Limited to ~session:*: sessions yes, users no.
         let mut c = login(&s, "sess");
@@ -232,6 +233,13 @@ fn acl_key_patterns_apply_to_the_keys_the_module_builds() {
         assert!(!call(&mut lim, &["RATELIMIT.INFO", "5"]).is_error());
         expect_error(&call(&mut lim, &["RATELIMIT.CHECK", "5"]), "NOPERM");
         expect_error(&call(&mut lim, &["RATELIMIT.RESET", "5"]), "NOPERM");
+        // CHECK replies with what it read, so a write-only pattern may not
+        // run it, as it may not run INCR; RESET only deletes, as DEL does.
+        let mut limwo = login(&s, "limitswo");
+        let e = expect_error(&call(&mut limwo, &["RATELIMIT.CHECK", "5"]), "NOPERM");
+        assert!(e.contains("read and write the 'rate_limit:default:5'"), "{e}");
+        expect_error(&call(&mut limwo, &["RATELIMIT.PEEK", "5"]), "NOPERM");
+        assert_eq!(call(&mut limwo, &["RATELIMIT.RESET", "5"]), Resp::Int(0));
         // RATELIMIT.RECORD names its real key, which Redis checks itself:
         // a read-only pattern may not write through it.
         assert_eq!(

@@ -480,7 +480,7 @@ const DECLARED: &[(&str, bool, bool, &[&str], &str)] = &[
     ("cache.getrag", false, false, &["RO", "access"], "O(N)"),
     ("cache.settranslation", true, false, &["OW", "update"], "O(N)"),
     ("cache.gettranslation", false, false, &["RO", "access"], "O(N)"),
-    ("ratelimit.check", true, false, &["RW", "update"], "O(N)"),
+    ("ratelimit.check", true, false, &["RW", "access", "update"], "O(N)"),
     ("ratelimit.peek", false, false, &["RO", "access"], "O(N)"),
     ("ratelimit.info", false, false, &["RO", "access"], "O(N)"),
     ("ratelimit.reset", true, true, &["RM", "delete"], "O(1)"),

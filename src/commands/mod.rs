@@ -152,7 +152,7 @@ pub const COMMANDS: &[CommandDef] = &[
         arity: -2,
         route_arg: 1,
         route_is_key: false,
-        keys: KeyAccess::Update,
+        keys: KeyAccess::ReadUpdate,
         complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when denied under its stored rule",
         args: CHECK_ARGS,
         summary: "Exact sliding-window check: admits and records COST requests when within the limit.",

@@ -341,7 +341,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
-    let key = open_checked(ctx, &name, Access::Write)?;
+    let key = open_checked(ctx, &name, Access::ReadWrite)?;
     let now = now();
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
