@@ -163,20 +163,27 @@ unsafe fn user_name(
     if replaying(ctx) {
         return Ok(std::ptr::null_mut());
     }
-    let probe = rm!(RedisModule_Call)(ctx, c"HELLO".as_ptr(), c"CS".as_ptr());
-    if !probe.is_null() {
-        rm!(RedisModule_FreeCallReply)(probe);
-        return Ok(rm!(RedisModule_GetCurrentUserName)(ctx));
+    // `AUTH` has the same two properties, for a server where
+    // `rename-command` renamed or disabled `HELLO` (ENOENT); its argument
+    // only satisfies its arity (`HELLO`'s format takes none).
+    for (command, args) in [(c"HELLO", c"CS"), (c"AUTH", c"CSc")] {
+        let probe = rm!(RedisModule_Call)(ctx, command.as_ptr(), args.as_ptr(), c"-".as_ptr());
+        if !probe.is_null() {
+            rm!(RedisModule_FreeCallReply)(probe);
+            return Ok(rm!(RedisModule_GetCurrentUserName)(ctx));
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(ENOTSUP) => return Ok(std::ptr::null_mut()),
+            Some(ESPIPE) => return Ok(rm!(RedisModule_GetCurrentUserName)(ctx)),
+            Some(ENOENT) => continue,
+            // Any user may run these: another refusal leaves the user
+            // unknown, and unknown is not let through.
+            _ => break,
+        }
     }
-    match std::io::Error::last_os_error().raw_os_error() {
-        Some(ENOTSUP) => Ok(std::ptr::null_mut()),
-        Some(ESPIPE) => Ok(rm!(RedisModule_GetCurrentUserName)(ctx)),
-        // Any user may run HELLO: another refusal leaves the user unknown,
-        // and unknown is not let through.
-        _ => Err(CmdError::Static(
-            "NOPERM the calling user could not be determined, so its key permissions cannot be checked",
-        )),
-    }
+    Err(CmdError::Static(
+        "NOPERM the calling user could not be determined, so its key permissions cannot be checked",
+    ))
 }
 
 /// Ids of clients Redis has found by id, i.e. connections, which always
@@ -190,6 +197,7 @@ static CONNECTIONS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 /// The errno values `RM_Call` reports, as on Linux, where the servers run.
 const ENOTSUP: i32 = 95;
 const ESPIPE: i32 = 29;
+const ENOENT: i32 = 2;
 
 /// False only while this server is known to be a primary: then no command
 /// can come from a replication link. Starts true (the safe answer) until

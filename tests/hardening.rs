@@ -237,7 +237,10 @@ fn acl_key_patterns_apply_to_the_keys_the_module_builds() {
         // run it, as it may not run INCR; RESET only deletes, as DEL does.
         let mut limwo = login(&s, "limitswo");
         let e = expect_error(&call(&mut limwo, &["RATELIMIT.CHECK", "5"]), "NOPERM");
-        assert!(e.contains("read and write the 'rate_limit:default:5'"), "{e}");
+        assert!(
+            e.contains("read and write the 'rate_limit:default:5'"),
+            "{e}"
+        );
         expect_error(&call(&mut limwo, &["RATELIMIT.PEEK", "5"]), "NOPERM");
         assert_eq!(call(&mut limwo, &["RATELIMIT.RESET", "5"]), Resp::Int(0));
         // RATELIMIT.RECORD names its real key, which Redis checks itself:
@@ -1596,5 +1599,54 @@ fn panics_become_error_replies_and_never_break_the_protocol() {
         );
         assert!(!log.contains("crashed by signal"), "{log}");
         assert!(!log.contains("Guru Meditation"), "{log}");
+    }
+}
+
+/// Scripts find their caller's user with a probe call of `HELLO`, or of
+/// `AUTH` where `rename-command` took `HELLO` away; neither ever runs.
+#[test]
+fn scripts_are_checked_as_their_caller_where_hello_is_renamed() {
+    for flavor in Flavor::ALL {
+        for renamed in ["", "MYHELLO"] {
+            let s = Server::with(
+                flavor,
+                Options {
+                    server_args: vec!["--rename-command".into(), "HELLO".into(), renamed.into()],
+                    ..Default::default()
+                },
+            );
+            let mut admin = RawConn::connect(s.port);
+            let script = "return redis.pcall(unpack(ARGV))";
+            let d = call(
+                &mut admin,
+                &["EVAL", script, "0", "RATELIMIT.CHECK", "a", "5", "10"],
+            );
+            assert!(!d.is_error(), "{flavor:?} {renamed:?}: {d:?}");
+            acl_user(&mut admin, "sess", &["~session:*"]);
+            let mut c = login(&s, "sess");
+            assert_eq!(
+                call(
+                    &mut c,
+                    &["EVAL", script, "0", "CACHE.SETSESSION", "1", "{}"]
+                ),
+                ok()
+            );
+            let e = expect_error(
+                &call(&mut c, &["EVAL", script, "0", "CACHE.GETUSER", "1"]),
+                "NOPERM",
+            );
+            assert!(e.contains("'user:1'"), "{flavor:?} {renamed:?}: {e}");
+            // The probe never ran AUTH: no failed authentication was logged.
+            let log = call(&mut admin, &["ACL", "LOG"]).flat();
+            assert!(!log.iter().any(|f| f == "auth"), "{log:?}");
+            // Only the login itself ran AUTH.
+            let Resp::Bulk(stats) = call(&mut admin, &["INFO", "commandstats"]) else {
+                panic!("INFO commandstats");
+            };
+            let stats = String::from_utf8_lossy(&stats).into_owned();
+            assert!(stats.contains("cmdstat_auth:calls=1,"), "{stats}");
+            assert!(!stats.contains("cmdstat_hello"), "{stats}");
+            s.assert_log_clean();
+        }
     }
 }
