@@ -473,7 +473,7 @@ const DECLARED: &[(&str, bool, bool, &[&str], &str)] = &[
     ("cache.getpermissions", false, true, &["RO", "access"], "O(1)"),
     ("cache.setsession", true, false, &["OW", "update"], "O(N)"),
     ("cache.getsession", false, true, &["RO", "access"], "O(1)"),
-    ("cache.invalidateuser", true, true, &["RM", "delete"], "O(1)"),
+    ("cache.invalidateuser", true, false, &["RM", "delete"], "O(1)"),
     ("cache.setsearch", true, false, &["OW", "update"], "O(N)"),
     ("cache.getsearch", false, false, &["RO", "access"], "O(N)"),
     ("cache.setrag", true, false, &["OW", "update"], "O(N)"),

@@ -122,12 +122,12 @@ pub const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "cache.invalidateuser",
-        flags: "write fast",
+        flags: WRITE,
         arity: 2,
         route_arg: 1,
         route_is_key: false,
         keys: KeyAccess::Delete,
-        complexity: "O(1)",
+        complexity: "O(1) for keys that hold strings; O(M) for a key of another type with M elements, as DEL",
         args: &[string(c"user_id")],
         summary:
             "Deletes a user's record, permissions, session and user-with-roles keys atomically.",
@@ -165,7 +165,7 @@ pub const COMMANDS: &[CommandDef] = &[
         route_arg: 1,
         route_is_key: false,
         keys: KeyAccess::Read,
-        complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when it would be denied",
+        complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when it would be denied under the stored rule",
         args: CHECK_ARGS,
         summary: "What RATELIMIT.CHECK would answer now, recording nothing.",
         handler: rl_peek,

@@ -30,12 +30,13 @@
 //!
 //! Cost: a check reads the header and drops the entries that left the
 //! window (each entry is dropped once, so this is amortized O(1) per
-//! admitted request). A denied check or a peek then scans at most `cost`
-//! units, so a flooded limiter answers in O(cost) however much it holds.
-//! A check (or peek) that is allowed decodes every entry it keeps first
-//! (O(entries), a few instructions each, next to the copy it makes of them
-//! anyway), so a damaged value is refused rather than carried into the
-//! next state.
+//! admitted request). A denied check or a peek under the stored rule then
+//! scans at most `cost` units, so a flooded limiter answers in O(cost)
+//! however much it holds. A check (or peek) that is allowed, or denied
+//! under another rule that it stores ([`Effect::Rewrite`]), decodes every
+//! entry it keeps first (O(entries), a few instructions each, next to the
+//! copy it makes of them anyway), so a damaged value is refused rather than
+//! carried into the next state.
 
 use std::fmt;
 
@@ -374,10 +375,11 @@ pub fn check(
 pub enum Effect {
     /// Allowed: store the new state, and this expiry when it changed.
     Store(Expiry),
-    /// Denied under another rule than the stored one (the policy changed):
-    /// store the same entries under this rule, and this expiry when it
-    /// changed, so that the key lives while its entries count under the
-    /// rule now applied. Replayed as a record of cost 0.
+    /// Denied under another rule than the stored one (the policy changed)
+    /// with a window at least as long: store the same entries under this
+    /// rule, and this expiry when it changed, so that the key lives while
+    /// its entries count under the rule now applied. Replayed as a record
+    /// of cost 0.
     Rewrite(Expiry),
     /// Denied: nothing changes.
     Nothing,
