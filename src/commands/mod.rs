@@ -122,7 +122,8 @@ pub const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: "cache.invalidateuser",
-        flags: WRITE,
+        // Not deny-oom: deleting frees memory, as DEL does.
+        flags: "write",
         arity: 2,
         route_arg: 1,
         route_is_key: false,
