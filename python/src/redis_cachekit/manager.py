@@ -1,0 +1,409 @@
+"""CacheManager: the original design's two-level cache (process memory, then
+Redis), with a memory tier that another process's write cannot leave stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import pickle
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
+
+from .keys import CACHED_PREFIXES, KeyScheme, KeyStyle, canonical
+from .settings import CacheLevel
+from .tier import MemoryTier
+from .tracking import Tracker
+
+logger = logging.getLogger("redis_cachekit")
+
+T = TypeVar("T")
+
+
+def check_ttl(ttl: int | None, what: str = "ttl") -> None:
+    if ttl is None:
+        return
+    if isinstance(ttl, bool) or not isinstance(ttl, int):
+        raise TypeError(f"{what} must be an int number of seconds, got {ttl!r}")
+    if ttl < 0:
+        raise ValueError(f"{what} must not be negative, got {ttl}")
+
+
+class CacheManager:
+    """``CacheManager(redis_url, memory_cache_size=1000, default_ttl=3600)``.
+
+    Keyword-only extras: ``client`` (an existing ``redis.asyncio.Redis`` or
+    ``RedisCluster``), ``cluster=True`` (build a ``RedisCluster`` from the
+    URL), ``memory_ttl`` (the longest a memory entry lives; default
+    ``default_ttl``), ``tracked_prefixes`` (the key prefixes the memory tier
+    may hold Redis values for; default: every cached kind), ``ping_interval``
+    (how often the tracking connection is checked, seconds).
+
+    In cluster mode the memory tier holds no Redis values (only
+    ``CacheLevel.MEMORY`` entries): every read goes to the owning node, so a
+    read is never stale.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        memory_cache_size: int = 1000,
+        default_ttl: int = 3600,
+        *,
+        client: redis.Redis | RedisCluster | None = None,
+        cluster: bool = False,
+        memory_ttl: float | None = None,
+        tracked_prefixes: Sequence[str] = CACHED_PREFIXES,
+        ping_interval: float = 1.0,
+    ) -> None:
+        if isinstance(memory_cache_size, bool) or not isinstance(memory_cache_size, int):
+            raise TypeError("memory_cache_size must be an int")
+        if memory_cache_size < 0:
+            raise ValueError("memory_cache_size must be >= 0")
+        check_ttl(default_ttl, "default_ttl")
+        if default_ttl == 0:
+            raise ValueError("default_ttl must be positive")
+        if client is None and redis_url is None:
+            raise ValueError("give redis_url or client")
+
+        self.redis_pool: redis.ConnectionPool | None = None
+        self.redis_client: Any
+        if client is not None:
+            self.redis_client = client
+            if isinstance(client, redis.Redis):
+                self.redis_pool = client.connection_pool
+        elif cluster:
+            assert redis_url is not None
+            self.redis_client = RedisCluster.from_url(redis_url)
+        else:
+            assert redis_url is not None
+            self.redis_pool = redis.ConnectionPool.from_url(redis_url)
+            self.redis_client = redis.Redis(connection_pool=self.redis_pool)
+        self.cluster = isinstance(self.redis_client, RedisCluster)
+
+        self.memory_cache_size = memory_cache_size
+        self.default_ttl = default_ttl
+        self.memory_ttl = float(default_ttl if memory_ttl is None else memory_ttl)
+        self.memory_cache = MemoryTier(memory_cache_size)
+        self.cache_stats: dict[str, int] = {
+            "hits": 0,
+            "misses": 0,
+            "memory_hits": 0,
+            "redis_hits": 0,
+        }
+        self.keys = KeyScheme("plain")
+        self._tracked = tuple(tracked_prefixes)
+        self._tracker: Tracker | None = None
+        if not self.cluster and self.redis_pool is not None and memory_cache_size > 0:
+            self._tracker = Tracker(
+                self.redis_pool,
+                self.memory_cache,
+                self._tracked,
+                ping_interval=ping_interval,
+                on_connect=self._learn_style,
+            )
+        self._reads: dict[str, asyncio.Task[Any]] = {}
+        self._flights: dict[str, asyncio.Task[Any]] = {}
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+    @property
+    def key_style(self) -> KeyStyle:
+        return self.keys.style
+
+    @property
+    def tier_live(self) -> bool:
+        """Whether the memory tier may hold Redis values right now."""
+        return self.memory_cache.live
+
+    async def start(self, timeout: float = 5.0) -> bool:
+        """Starts tracking and waits until the memory tier is live (it also
+        starts by itself on first use). True when live within `timeout`."""
+        if self._tracker is None:
+            await self._learn_style(None)
+            return False
+        self._tracker.start()
+        return await self._tracker.wait_ready(timeout)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._tracker is not None:
+            await self._tracker.stop()
+        for t in list(self._reads.values()) + list(self._flights.values()):
+            t.cancel()
+        await self.redis_client.aclose()
+
+    async def __aenter__(self) -> CacheManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _ensure_started(self) -> None:
+        if self._tracker is not None and not self._closed and not self._tracker.running:
+            self._tracker.start()
+
+    async def _learn_style(self, conn: AbstractConnection | None) -> None:
+        """The server's `cachekit.key-style`, read through `CACHE.KEY` (which
+        needs no admin rights, unlike CONFIG GET)."""
+        try:
+            if conn is not None:
+                await conn.send_command("CACHE.KEY", "user", "0", check_health=False)
+                key = await conn.read_response()
+            else:
+                key = await self.redis_client.execute_command("CACHE.KEY", "user", "0")
+        except ResponseError as e:
+            logger.warning("cachekit: CACHE.KEY failed (%s); assuming key-style plain", e)
+            return
+        self.keys.style = "tagged" if key in (b"user:{0}", "user:{0}") else "plain"
+
+    # -- the tracked read --------------------------------------------------
+    def _trackable(self, key: str) -> bool:
+        return key.startswith(self._tracked)
+
+    async def read(self, key: str, command: Sequence[Any], *, use_memory: bool = True) -> Any:
+        """Reads `key` through the memory tier, else by `command` (a GET or a
+        module GET of that key), counting a hit or a miss. A failed read or a
+        value that is not JSON is a logged miss."""
+        self._ensure_started()
+        ckey = canonical(key)
+        if use_memory:
+            entry = self.memory_cache.get(ckey)
+            if entry is not None:
+                self.cache_stats["hits"] += 1
+                self.cache_stats["memory_hits"] += 1
+                return entry.value
+        task = self._reads.get(ckey)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                self._fetch(key, ckey, tuple(command), use_memory)
+            )
+            self._reads[ckey] = task
+            task.add_done_callback(lambda t: self._reads_done(ckey, t))
+        found, value = await asyncio.shield(task)
+        if found:
+            self.cache_stats["hits"] += 1
+            self.cache_stats["redis_hits"] += 1
+        else:
+            self.cache_stats["misses"] += 1
+        return value
+
+    def _reads_done(self, ckey: str, task: asyncio.Task[Any]) -> None:
+        if self._reads.get(ckey) is task:
+            del self._reads[ckey]
+
+    async def _fetch(
+        self, key: str, ckey: str, command: tuple[Any, ...], use_memory: bool
+    ) -> tuple[bool, Any]:
+        tier = self.memory_cache
+        store = use_memory and tier.live and self._trackable(key)
+        ticket = tier.begin(ckey)
+        try:
+            if store:
+                pipe = self.redis_client.pipeline(transaction=False)
+                pipe.execute_command(*command)
+                pipe.pttl(key)
+                raw, pttl = await pipe.execute()
+            else:
+                raw, pttl = await self.redis_client.execute_command(*command), None
+            if raw is None:
+                return False, None
+            value = json.loads(raw)
+            if store and pttl is not None:
+                if pttl == -2:
+                    # The value came from another key name: the key style changed.
+                    await self._learn_style(None)
+                else:
+                    ttl = self.memory_ttl if pttl < 0 else min(self.memory_ttl, pttl / 1000.0)
+                    tier.put_read(ticket, value, ttl)
+            return True, value
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            logger.warning("cachekit: value at %r is not JSON (%s): treated as a miss", key, e)
+            return False, None
+        except Exception as e:
+            logger.warning("cachekit: read of %r failed (%s): treated as a miss", key, e)
+            return False, None
+        finally:
+            tier.end(ticket)
+
+    def forget(self, key: str) -> None:
+        """Drops `key` from this process at once (before the server's
+        invalidation arrives), and makes later reads start afresh."""
+        ckey = canonical(key)
+        self.memory_cache.invalidate(ckey)
+        self._reads.pop(ckey, None)
+
+    async def load_once(
+        self,
+        flight: str,
+        get: Callable[[], Awaitable[T | None]],
+        loader: Callable[[], Awaitable[T] | T],
+        store: Callable[[T], Awaitable[Any]],
+    ) -> T | None:
+        """Single flight: concurrent callers with one `flight` name share one
+        get, one loader call and one store."""
+
+        async def run() -> T | None:
+            value = await get()
+            if value is not None:
+                return value
+            loaded = loader()
+            result: T | None = await loaded if inspect.isawaitable(loaded) else loaded
+            if result is not None:
+                await store(result)
+            return result
+
+        task = self._flights.get(flight)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(run())
+            self._flights[flight] = task
+
+            def done(t: asyncio.Task[Any]) -> None:
+                if self._flights.get(flight) is t:
+                    del self._flights[flight]
+                if not t.cancelled():
+                    t.exception()  # retrieved here so an unawaited failure is not logged twice
+
+            task.add_done_callback(done)
+        result: T | None = await asyncio.shield(task)
+        return result
+
+    # -- the original API --------------------------------------------------
+    async def get(
+        self,
+        key: str,
+        cache_level: CacheLevel = CacheLevel.REDIS,
+        deserializer: str = "json",
+    ) -> Any | None:
+        """The value at `key`: memory first, then Redis (GET). Memory holds a
+        Redis value only for keys under the tracked prefixes."""
+        self._ensure_started()
+        if cache_level in (CacheLevel.MEMORY, CacheLevel.REDIS):
+            entry = self.memory_cache.get(canonical(key))
+            if entry is not None:
+                self.cache_stats["hits"] += 1
+                self.cache_stats["memory_hits"] += 1
+                return entry.value
+        if cache_level is CacheLevel.MEMORY:
+            self.cache_stats["misses"] += 1
+            return None
+        if deserializer == "json":
+            return await self.read(key, ("GET", key), use_memory=cache_level is CacheLevel.REDIS)
+        try:
+            raw = await self.redis_client.get(key)
+        except Exception as e:
+            logger.warning("cachekit: get %r failed (%s): treated as a miss", key, e)
+            raw = None
+        if raw is None:
+            self.cache_stats["misses"] += 1
+            return None
+        try:
+            value = self._deserialize(raw, deserializer)
+        except Exception as e:
+            logger.warning("cachekit: value at %r does not deserialize (%s)", key, e)
+            self.cache_stats["misses"] += 1
+            return None
+        self.cache_stats["hits"] += 1
+        self.cache_stats["redis_hits"] += 1
+        return value
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: int | None = None,
+        cache_level: CacheLevel = CacheLevel.REDIS,
+        serializer: str = "json",
+    ) -> bool:
+        """Stores `value` (SETEX). `ttl` None or 0 means `default_ttl`, as in
+        the original; a negative ttl raises ValueError."""
+        check_ttl(ttl)
+        ttl = ttl or self.default_ttl
+        self._ensure_started()
+        try:
+            if cache_level is CacheLevel.MEMORY:
+                self.memory_cache.put_local(canonical(key), value, min(ttl, self.memory_ttl))
+                return True
+            self.forget(key)
+            await self.redis_client.setex(key, ttl, self._serialize(value, serializer))
+            return True
+        except Exception as e:
+            logger.warning("cachekit: set %r failed (%s)", key, e)
+            return False
+
+    async def delete(self, key: str) -> bool:
+        self.forget(key)
+        try:
+            await self.redis_client.delete(key)
+            return True
+        except Exception as e:
+            logger.warning("cachekit: delete %r failed (%s)", key, e)
+            return False
+
+    async def get_or_set(
+        self, key: str, loader: Callable[[], Awaitable[T] | T], ttl: int | None = None
+    ) -> T | None:
+        """The cached value, or `loader()`'s, stored with `ttl`. Concurrent
+        misses of one key call the loader once. A loader returning None stores
+        nothing."""
+        check_ttl(ttl)
+
+        async def get() -> T | None:
+            value: T | None = await self.get(key)
+            return value
+
+        async def store(value: T) -> None:
+            await self.set(key, value, ttl)
+
+        return await self.load_once("get:" + key, get, loader, store)
+
+    async def get_stats(self) -> dict[str, Any]:
+        total = self.cache_stats["hits"] + self.cache_stats["misses"]
+        hit_rate = self.cache_stats["hits"] / total * 100 if total > 0 else 0
+        try:
+            info = await self.redis_client.info("memory")
+            used = info.get("used_memory_human", "N/A")
+        except Exception as e:
+            logger.warning("cachekit: INFO memory failed (%s)", e)
+            used = "N/A"
+        tracker = self._tracker
+        return {
+            "hit_rate": round(hit_rate, 2),
+            "total_requests": total,
+            "memory_cache_size": len(self.memory_cache),
+            "redis_memory_usage": used,
+            "stats": self.cache_stats,
+            "memory_tier": {
+                "live": self.memory_cache.live,
+                "max_size": self.memory_cache_size,
+                "invalidations": self.memory_cache.invalidations,
+                "flushes": self.memory_cache.flushes,
+                "tracking_connects": tracker.connects if tracker else 0,
+                "tracking_losses": tracker.losses if tracker else 0,
+            },
+        }
+
+    # -- serialization (the original's) -------------------------------------
+    @staticmethod
+    def _serialize(value: Any, serializer: str) -> bytes:
+        if serializer == "json":
+            return json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if serializer == "pickle":
+            return pickle.dumps(value)
+        return str(value).encode("utf-8")
+
+    @staticmethod
+    def _deserialize(value: bytes, deserializer: str) -> Any:
+        if deserializer == "json":
+            return json.loads(value.decode("utf-8"))
+        if deserializer == "pickle":
+            return pickle.loads(value)
+        return value.decode("utf-8")
