@@ -1,11 +1,15 @@
 # cachekit: `make run` builds and starts Redis with the module; `make test`
-# runs the unit tests and the integration tests against Redis 7.0 and Valkey 8.
+# runs the unit tests and the integration tests against Redis 7.0 and Valkey 8,
+# then the Python package's tests against both, in a virtualenv under target/.
 
 PORT ?= 6379
 MODULE := target/release/libcachekit.so
 CARGO ?= cargo
 
-.PHONY: all build deps run test test-memcheck lint bench bench-instructions fuzz clean
+PYENV := target/pyenv
+PYBIN := $(CURDIR)/$(PYENV)/bin
+
+.PHONY: all build deps pyenv run test test-python test-memcheck lint bench bench-python bench-instructions fuzz clean
 
 all: build
 
@@ -21,8 +25,21 @@ run: build
 	@mkdir -p target/run
 	redis-server redis.conf --port $(PORT) --dir $(CURDIR)/target/run --loadmodule $(CURDIR)/$(MODULE)
 
-test: build
+# The Python package (python/) in a virtualenv, with its test and lint tools,
+# all from the package index; redone when pyproject.toml changes.
+$(PYENV)/.installed: python/pyproject.toml
+	python3 -m venv $(PYENV)
+	$(PYBIN)/pip install --quiet --disable-pip-version-check -e 'python[test]'
+	touch $@
+
+pyenv: deps $(PYENV)/.installed
+
+test: build pyenv
 	$(CARGO) test --release -- --test-threads=2
+	$(MAKE) --no-print-directory test-python
+
+test-python: build pyenv
+	cd python && $(PYBIN)/pytest -q
 
 # The pure-logic unit tests (parsers, canonical JSON, limiter state) under
 # Valgrind's memcheck: any invalid read/write or definite leak fails. Takes a
@@ -50,12 +67,18 @@ fuzz: build
 	CACHEKIT_FUZZ_SEED=$$seed CACHEKIT_FUZZ_COMMANDS=$(FUZZ_COMMANDS) CACHEKIT_FUZZ_SECONDS=$(FUZZ_SECONDS) \
 		$(CARGO) test --release --test fuzz_commands -- --nocapture
 
-lint:
+lint: pyenv
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	cd python && $(PYBIN)/ruff check . && $(PYBIN)/ruff format --check . && $(PYBIN)/mypy --strict
 
 bench: build
 	scripts/bench.sh
+
+# The Python tier against round trips, and a bot-like workload with and
+# without it and the original services' way (about two minutes).
+bench-python: build pyenv
+	cd python && $(PYBIN)/python bench/bench_python.py
 
 # Instructions and memory reads per request under callgrind: figures that
 # hardly move with the load on the machine (needs valgrind; about a minute).

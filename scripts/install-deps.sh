@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing cachekit needs on Debian 12 (bookworm):
 # redis-server 7.0, valkey-server 8 (bookworm-backports), libclang for bindgen,
-# redis-tools, python3 and gcc. Idempotent; needs root. Prints what to install otherwise.
+# redis-tools, python3 with venv, and gcc. Idempotent; needs root. Prints what to install otherwise.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -15,6 +15,8 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v valkey-server >/dev/null 2>&1 || need+=(valkey)
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The Python package's tests run in a virtualenv (Debian splits venv/ensurepip out).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # The C compiler links the module and builds a small second module the tests load.
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 
@@ -24,7 +26,7 @@ fi
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "cachekit needs: ${need[*]/#valkey/valkey-server valkey-tools}" >&2
-  echo "On Debian 12 as root: apt-get install redis-server redis-tools libclang-dev python3 gcc" >&2
+  echo "On Debian 12 as root: apt-get install redis-server redis-tools libclang-dev python3 python3-venv gcc" >&2
   echo "and valkey-server valkey-tools from bookworm-backports (apt-get install -t bookworm-backports valkey-server valkey-tools)." >&2
   exit 1
 fi

@@ -8,8 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from redis_cachekit import CacheManager  # noqa: E402
-from servers import FLAVORS, Server  # noqa: E402
+from servers import FLAVORS, Server
+
+from redis_cachekit import CacheManager
 
 
 @pytest.fixture(scope="session", params=FLAVORS)

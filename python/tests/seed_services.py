@@ -78,7 +78,9 @@ class CacheManager:
 
     async def _set_memory_cache(self, key, value, ttl):
         if len(self.memory_cache) >= self.memory_cache_size:
-            oldest_key = min(self.memory_cache.keys(), key=lambda k: self.memory_cache[k]["accessed_at"])
+            oldest_key = min(
+                self.memory_cache.keys(), key=lambda k: self.memory_cache[k]["accessed_at"]
+            )
             del self.memory_cache[oldest_key]
         self.memory_cache[key] = {
             "value": value,
@@ -148,11 +150,15 @@ class QueryCacheService:
         return await self.cache.set(key, results, self.search_ttl)
 
     async def get_rag_response(self, query, user_id, context_hash):
-        cache_key = f"rag_response:{hashlib.md5(f'{query}:{user_id}:{context_hash}'.encode()).hexdigest()}"
+        cache_key = (
+            f"rag_response:{hashlib.md5(f'{query}:{user_id}:{context_hash}'.encode()).hexdigest()}"
+        )
         return await self.cache.get(cache_key)
 
     async def set_rag_response(self, query, user_id, context_hash, response):
-        cache_key = f"rag_response:{hashlib.md5(f'{query}:{user_id}:{context_hash}'.encode()).hexdigest()}"
+        cache_key = (
+            f"rag_response:{hashlib.md5(f'{query}:{user_id}:{context_hash}'.encode()).hexdigest()}"
+        )
         return await self.cache.set(cache_key, response, self.query_ttl)
 
     def _generate_search_cache_key(self, query, user_id, filters=None):

@@ -20,7 +20,9 @@ _seq = itertools.count()
 def module_path() -> Path:
     p = Path(os.environ.get("CACHEKIT_MODULE", ROOT / "target/release/libcachekit.so"))
     if not p.exists():
-        raise RuntimeError(f"{p} is missing: build it with `cargo build --release` (make test does)")
+        raise RuntimeError(
+            f"{p} is missing: build it with `cargo build --release` (make test does)"
+        )
     return p
 
 
@@ -144,9 +146,9 @@ class Cluster:
                     )
                 )  # fmt: skip
             addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
+            create = [cli_binary(flavor), "--cluster", "create", *addrs]
             out = subprocess.run(
-                [cli_binary(flavor), "--cluster", "create", *addrs]
-                + ["--cluster-replicas", "0", "--cluster-yes"],
+                [*create, "--cluster-replicas", "0", "--cluster-yes"],
                 capture_output=True,
                 timeout=60,
             )

@@ -8,8 +8,9 @@ import logging
 
 import pytest
 from helpers import eventually
-from redis_cachekit import CacheManager, QueryCacheService, UserCacheService
 from servers import Server
+
+from redis_cachekit import CacheManager, QueryCacheService, UserCacheService
 
 
 async def test_a_value_that_is_not_json_is_a_logged_miss(

@@ -9,6 +9,8 @@ import string
 
 import pytest
 import seed_services as seed
+from servers import Server
+
 from redis_cachekit import (
     CacheManager,
     KeyScheme,
@@ -16,7 +18,6 @@ from redis_cachekit import (
     TranslationCacheService,
     UserCacheService,
 )
-from servers import Server
 
 
 async def test_user_service_call_patterns(manager: CacheManager, server: Server) -> None:

@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from redis_cachekit import CacheManager, QueryCacheService, UserCacheService
 from servers import Server
+
+from redis_cachekit import CacheManager, QueryCacheService, UserCacheService
 
 
 async def test_a_hundred_concurrent_misses_call_the_loader_once(
@@ -21,7 +22,9 @@ async def test_a_hundred_concurrent_misses_call_the_loader_once(
         await asyncio.sleep(0.05)
         return {"loaded": True}
 
-    results = await asyncio.gather(*(manager.get_or_set("doc:1", loader, ttl=30) for _ in range(100)))
+    results = await asyncio.gather(
+        *(manager.get_or_set("doc:1", loader, ttl=30) for _ in range(100))
+    )
     assert calls == 1
     assert all(r == {"loaded": True} for r in results)
     assert 25 <= int(server.cli("TTL", "doc:1")) <= 30
@@ -33,7 +36,7 @@ async def test_a_hundred_concurrent_misses_call_the_loader_once(
 async def test_the_services_load_once_too(manager: CacheManager, server: Server) -> None:
     calls = 0
 
-    def loader() -> dict[str, Any]:  # a plain function works as well
+    async def loader() -> dict[str, Any]:
         nonlocal calls
         calls += 1
         return {"id": 5}
@@ -50,7 +53,9 @@ async def test_the_services_load_once_too(manager: CacheManager, server: Server)
         await asyncio.sleep(0.02)
         return {"hits": []}
 
-    await asyncio.gather(*(q.get_or_set_search_results("x", 5, search, {"a": 1}) for _ in range(50)))
+    await asyncio.gather(
+        *(q.get_or_set_search_results("x", 5, search, {"a": 1}) for _ in range(50))
+    )
     assert calls == 2
     assert await q.get_search_results("x", 5, {"a": 1}) == {"hits": []}
 

@@ -7,10 +7,11 @@ import asyncio
 import time
 
 from helpers import eventually
+from servers import Server
+
 from redis_cachekit import CacheLevel, CacheManager, UserCacheService
 from redis_cachekit.keys import canonical
 from redis_cachekit.tier import MemoryTier
-from servers import Server
 
 # -- the tier alone --------------------------------------------------------
 
@@ -146,7 +147,11 @@ async def test_killing_the_tracking_connection_empties_the_tier(
         await users.set_user(i, {"i": i})
         await users.get_user(i)
     assert len(manager.memory_cache) == 5
-    tracking = [line for line in server.cli("CLIENT", "LIST").splitlines() if "name=cachekit-tracking" in line]
+    tracking = [
+        line
+        for line in server.cli("CLIENT", "LIST").splitlines()
+        if "name=cachekit-tracking" in line
+    ]
     assert len(tracking) == 1
     client_id = tracking[0].split()[0].split("=")[1]
     server.cli("CLIENT", "KILL", "ID", client_id)

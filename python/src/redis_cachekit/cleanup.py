@@ -21,8 +21,8 @@ logger = logging.getLogger("redis_cachekit")
 class CacheCleanupService:
     def __init__(self, cache_manager: CacheManager) -> None:
         self.cache = cache_manager
-        self.cleanup_interval = 3600
-        self.retry_interval = 60
+        self.cleanup_interval: float = 3600
+        self.retry_interval: float = 60
         self.purge_ratio = 0.8
         self.running = False
         self._server_purges: bool | None = None

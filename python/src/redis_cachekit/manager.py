@@ -245,7 +245,7 @@ class CacheManager:
         self,
         flight: str,
         get: Callable[[], Awaitable[T | None]],
-        loader: Callable[[], Awaitable[T] | T],
+        loader: Callable[[], Awaitable[T]],
         store: Callable[[T], Awaitable[Any]],
     ) -> T | None:
         """Single flight: concurrent callers with one `flight` name share one
@@ -349,7 +349,7 @@ class CacheManager:
             return False
 
     async def get_or_set(
-        self, key: str, loader: Callable[[], Awaitable[T] | T], ttl: int | None = None
+        self, key: str, loader: Callable[[], Awaitable[T]], ttl: int | None = None
     ) -> T | None:
         """The cached value, or `loader()`'s, stored with `ttl`. Concurrent
         misses of one key call the loader once. A loader returning None stores

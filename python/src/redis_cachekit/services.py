@@ -59,7 +59,7 @@ class _Service:
         self,
         key: str,
         get: Callable[[], Awaitable[T | None]],
-        loader: Callable[[], Awaitable[T] | T],
+        loader: Callable[[], Awaitable[T]],
         store: Callable[[T], Awaitable[Any]],
     ) -> T | None:
         return await self.cache.load_once(key, get, loader, store)
@@ -133,7 +133,7 @@ class UserCacheService(_Service):
 
     # -- single-flight loaders ----------------------------------------------
     async def get_or_set_user(
-        self, user_id: int, loader: Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]]
+        self, user_id: int, loader: Callable[[], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any] | None:
         """The cached user, or `loader()`'s result, stored; concurrent misses
         of one user call the loader once."""
@@ -145,7 +145,7 @@ class UserCacheService(_Service):
         )
 
     async def get_or_set_user_permissions(
-        self, user_id: int, loader: Callable[[], Awaitable[list[str]] | list[str]]
+        self, user_id: int, loader: Callable[[], Awaitable[list[str]]]
     ) -> list[str] | None:
         return await self._load_once(
             "user_permissions:" + ident(user_id, "user_id"),
@@ -155,7 +155,7 @@ class UserCacheService(_Service):
         )
 
     async def get_or_set_user_session(
-        self, telegram_id: int, loader: Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]]
+        self, telegram_id: int, loader: Callable[[], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any] | None:
         return await self._load_once(
             "session:" + ident(telegram_id, "telegram_id"),
@@ -244,7 +244,7 @@ class QueryCacheService(_Service):
         self,
         query: str,
         user_id: int,
-        loader: Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]],
+        loader: Callable[[], Awaitable[dict[str, Any]]],
         filters: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         return await self._load_once(
@@ -259,7 +259,7 @@ class QueryCacheService(_Service):
         query: str,
         user_id: int,
         context_hash: str,
-        loader: Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]],
+        loader: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any] | None:
         return await self._load_once(
             self.cache.keys.rag(query, ident(user_id, "user_id"), context_hash),
@@ -309,7 +309,7 @@ class TranslationCacheService(_Service):
         text: str,
         source_lang: str,
         target_lang: str,
-        loader: Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]],
+        loader: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any] | None:
         return await self._load_once(
             self._generate_translation_key(text, source_lang, target_lang),
