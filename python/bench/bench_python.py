@@ -1,0 +1,275 @@
+"""`make bench-python`: what the memory tier buys a bot, measured against a
+real Redis 7.0 with the module on loopback.
+
+1. Latency of one read: a memory-tier hit, a CACHE.GETUSER round trip, and
+   GET + json.loads (p50/p99 over many sequential reads).
+2. A bot-like workload: users drawn from a Zipf distribution; each update is
+   a rate-limit check, a user read and a session read; now and then the
+   session is written (which invalidates it everywhere). 10,000 updates, 50
+   at once. Run with the tier, without it (memory_cache_size=0), and the
+   original services' way (their client-side list limiter and a memory dict
+   that no other process invalidates). Round trips per update, p50/p99 per
+   update, updates/s, the tier's hit ratio.
+3. Invalidation latency between two OS processes: from a write's reply in
+   one to the other dropping its entry (p50/p99).
+
+Figures vary with the machine and its load: compare rows of one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import seed_services as seed  # noqa: E402
+from redis.asyncio.connection import Connection  # noqa: E402
+from redis_cachekit import CacheManager, RateLimiter, UserCacheService  # noqa: E402
+from servers import Server  # noqa: E402
+
+UPDATES = int(os.environ.get("BENCH_UPDATES", "10000"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "50"))
+USERS = int(os.environ.get("BENCH_USERS", "500"))
+ZIPF_S = float(os.environ.get("BENCH_ZIPF_S", "1.1"))
+WRITE_RATIO = float(os.environ.get("BENCH_WRITE_RATIO", "0.02"))
+LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "5000"))
+ROUNDS = int(os.environ.get("BENCH_INVALIDATION_ROUNDS", "300"))
+
+
+class RoundTrips:
+    """Counts requests sent on the package's and the original's connections
+    (a pipeline is one)."""
+
+    count = 0
+
+    @classmethod
+    def install(cls) -> None:
+        original = Connection.send_packed_command
+
+        async def counting(self: Connection, command: Any, check_health: bool = True) -> None:
+            cls.count += 1
+            await original(self, command, check_health)
+
+        Connection.send_packed_command = counting  # type: ignore[method-assign]
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def us(x: float) -> str:
+    return f"{x * 1e6:9.1f} µs"
+
+
+async def timed(n: int, op: Callable[[], Awaitable[Any]]) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await op()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+async def read_latency(url: str) -> None:
+    print("\n## One read (sequential, p50 / p99)\n")
+    print("| read | p50 | p99 |")
+    print("|---|---|---|")
+    async with CacheManager(url) as m:
+        users = UserCacheService(m)
+        await users.set_user(1, {"id": 1, "first_name": "Анна", "department": "HR", "roles": [1]})
+        while "user:1" not in m.memory_cache:
+            await users.get_user(1)
+            await asyncio.sleep(0.001)
+        r = m.redis_client
+
+        async def raw_get() -> Any:
+            return json.loads(await r.get("user:1"))
+
+        rows = [
+            ("memory-tier hit (`get_user`)", lambda: users.get_user(1)),
+            ("`CACHE.GETUSER` round trip", lambda: r.execute_command("CACHE.GETUSER", "1")),
+            ("`GET` + `json.loads`", raw_get),
+        ]
+        p50s = {}
+        for name, op in rows:
+            await timed(200, op)  # warm up
+            s = await timed(LATENCY_SAMPLES, op)
+            p50s[name] = pct(s, 0.5)
+            print(f"| {name} | {us(pct(s, 0.5))} | {us(pct(s, 0.99))} |")
+        hit, rt = p50s[rows[0][0]], p50s[rows[1][0]]
+        print(f"\nA tier hit is {rt / hit:.0f}x faster (p50) than a CACHE.GETUSER round trip.")
+
+
+def zipf_users(rng: random.Random, n: int) -> list[int]:
+    weights = [1 / (i**ZIPF_S) for i in range(1, USERS + 1)]
+    return rng.choices(range(1, USERS + 1), weights=weights, k=n)
+
+
+class Workload:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.latencies: list[float] = []
+
+    async def update(self, uid: int, write: bool) -> None:
+        raise NotImplementedError
+
+    async def run(self, ids: list[int], writes: list[bool]) -> dict[str, Any]:
+        queue = list(zip(ids, writes, strict=True))
+        queue.reverse()
+
+        async def worker() -> None:
+            while queue:
+                uid, write = queue.pop()
+                t = time.perf_counter()
+                await self.update(uid, write)
+                self.latencies.append(time.perf_counter() - t)
+
+        before = RoundTrips.count
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - start
+        return {
+            "round_trips": (RoundTrips.count - before) / len(ids),
+            "p50": pct(self.latencies, 0.5),
+            "p99": pct(self.latencies, 0.99),
+            "rate": len(ids) / elapsed,
+        }
+
+
+class PackageWorkload(Workload):
+    def __init__(self, name: str, m: CacheManager) -> None:
+        super().__init__(name)
+        self.m = m
+        self.users = UserCacheService(m)
+        self.limiter = RateLimiter(m)
+
+    async def update(self, uid: int, write: bool) -> None:
+        await self.limiter.is_allowed(str(uid), 1000, 60, action="bench")
+        await self.users.get_user(uid)
+        await self.users.get_user_session(uid)
+        if write:
+            await self.users.set_user_session(uid, {"state": "menu", "t": time.time()})
+
+
+class SeedWorkload(Workload):
+    def __init__(self, name: str, m: Any) -> None:
+        super().__init__(name)
+        self.users = seed.UserCacheService(m)
+        self.limiter = seed.RateLimiter(m)
+
+    async def update(self, uid: int, write: bool) -> None:
+        await self.limiter.is_allowed(str(uid), 1000, 60, action="bench_seed")
+        await self.users.get_user(uid)
+        await self.users.get_user_session(uid)
+        if write:
+            await self.users.set_user_session(uid, {"state": "menu", "t": time.time()})
+
+
+async def workload(url: str) -> None:
+    print(
+        f"\n## Bot-like workload: {UPDATES} updates, {CONCURRENCY} at once, {USERS} users "
+        f"(Zipf s={ZIPF_S}), {WRITE_RATIO:.0%} write the session\n"
+    )
+    async with CacheManager(url) as loader:
+        users = UserCacheService(loader)
+        for uid in range(1, USERS + 1):
+            await users.set_user(uid, {"id": uid, "first_name": f"user {uid}", "roles": [1, 2]})
+            await users.set_user_session(uid, {"state": "start"})
+    rng = random.Random(1)
+    ids = zipf_users(rng, UPDATES)
+    writes = [rng.random() < WRITE_RATIO for _ in ids]
+    print("| run | round trips / update | p50 / update | p99 / update | updates/s | tier hits |")
+    print("|---|---|---|---|---|---|")
+    results = {}
+    for name, size in (("package, memory tier", 1000), ("package, no tier", 0)):
+        async with CacheManager(url, memory_cache_size=size) as m:
+            run = await PackageWorkload(name, m).run(ids, writes)
+            st = m.cache_stats
+            reads = st["hits"] + st["misses"]
+            run["hits"] = f"{st['memory_hits'] / reads:.0%}" if reads else "-"
+            results[name] = run
+    old = seed.CacheManager(url)
+    try:
+        run = await SeedWorkload("original services (incoherent)", old).run(ids, writes)
+        st = old.cache_stats
+        reads = st["hits"] + st["misses"]
+        run["hits"] = f"{st['memory_hits'] / reads:.0%}" if reads else "-"
+        results["original services (incoherent dict, racy limiter)"] = run
+    finally:
+        await old.redis_client.aclose()
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['round_trips']:.2f} | {r['p50'] * 1e3:.2f} ms | "
+            f"{r['p99'] * 1e3:.2f} ms | {r['rate']:,.0f} | {r['hits']} |"
+        )
+    ratio = results["package, memory tier"]["rate"] / results["package, no tier"]["rate"]
+    print(f"\nWith the tier: {ratio:.2f}x the updates/s of the run without it.")
+
+
+async def invalidation_latency(url: str) -> None:
+    print(f"\n## Invalidation between two processes ({ROUNDS} writes)\n")
+    child_script = HERE.parent / "tests" / "tier_child.py"
+    async with CacheManager(url) as m:
+        users = UserCacheService(m)
+        await users.set_user(77, {"v": 0})
+        child = subprocess.Popen(
+            [sys.executable, str(child_script), url, "77"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        lat: list[float] = []
+        stale = 0
+        try:
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError("child did not start")
+            for v in range(1, ROUNDS + 1):
+                await users.set_user(77, {"v": v})
+                child.stdin.write(f"{v} {time.time()}\n")
+                child.stdin.flush()
+                answer = child.stdout.readline().split()
+                if answer[0] == "ok":
+                    lat.append(float(answer[1]))
+                else:
+                    stale += 1
+        finally:
+            child.stdin.close()
+            child.wait(timeout=10)
+    print("| from a write's reply to the other process dropping the entry | value |")
+    print("|---|---|")
+    print(f"| p50 | {statistics.median(lat):.3f} ms |")
+    print(f"| p99 | {pct(lat, 0.99):.3f} ms |")
+    print(f"| max | {max(lat):.3f} ms |")
+    print(f"| stale reads after the drop | {stale} |")
+
+
+async def main() -> None:
+    RoundTrips.install()
+    server = Server("redis")
+    try:
+        version = server.cli("INFO", "server").split("redis_version:")[1].split()[0]
+        print(
+            f"# redis-cachekit benchmark: redis-server {version} on loopback, Python {sys.version.split()[0]}"
+        )
+        await read_latency(server.url)
+        await workload(server.url)
+        await invalidation_latency(server.url)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
