@@ -35,8 +35,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import seed_services as seed  # noqa: E402
 from redis.asyncio.connection import Connection  # noqa: E402
-from redis_cachekit import CacheManager, RateLimiter, UserCacheService  # noqa: E402
 from servers import Server  # noqa: E402
+
+from redis_cachekit import CacheManager, RateLimiter, UserCacheService  # noqa: E402
 
 UPDATES = int(os.environ.get("BENCH_UPDATES", "10000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "50"))
@@ -261,9 +262,8 @@ async def main() -> None:
     server = Server("redis")
     try:
         version = server.cli("INFO", "server").split("redis_version:")[1].split()[0]
-        print(
-            f"# redis-cachekit benchmark: redis-server {version} on loopback, Python {sys.version.split()[0]}"
-        )
+        python = sys.version.split()[0]
+        print(f"# redis-cachekit benchmark: redis-server {version} on loopback, Python {python}")
         await read_latency(server.url)
         await workload(server.url)
         await invalidation_latency(server.url)
