@@ -62,7 +62,7 @@ class RoundTrips:
             cls.count += 1
             await original(self, command, check_health)
 
-        Connection.send_packed_command = counting  # type: ignore[method-assign]
+        Connection.send_packed_command = counting  # type: ignore[method-assign,assignment]
 
 
 def pct(samples: list[float], q: float) -> float:
