@@ -119,7 +119,13 @@ fn headings(text: &str) -> Vec<String> {
             if !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
                 return None;
             }
-            Some(line[hashes..].trim().trim_end_matches('#').trim().to_string())
+            Some(
+                line[hashes..]
+                    .trim()
+                    .trim_end_matches('#')
+                    .trim()
+                    .to_string(),
+            )
         })
         .collect()
 }
@@ -149,9 +155,18 @@ fn is_external(target: &str) -> bool {
 #[test]
 fn anchors_follow_github_rules() {
     assert_eq!(anchor("CACHE.GETUSER"), "cachegetuser");
-    assert_eq!(anchor("The search key and Python's `json.dumps`"), "the-search-key-and-pythons-jsondumps");
-    assert_eq!(anchor("Memory limits and eviction"), "memory-limits-and-eviction");
-    assert_eq!(anchor("key_style: plain or tagged"), "key_style-plain-or-tagged");
+    assert_eq!(
+        anchor("The search key and Python's `json.dumps`"),
+        "the-search-key-and-pythons-jsondumps"
+    );
+    assert_eq!(
+        anchor("Memory limits and eviction"),
+        "memory-limits-and-eviction"
+    );
+    assert_eq!(
+        anchor("key_style: plain or tagged"),
+        "key_style-plain-or-tagged"
+    );
     let text = "# A\n## Same\n```\n# not a heading\n```\n## Same\n";
     let got: Vec<String> = anchors(text).into_iter().collect();
     assert_eq!(got, ["a", "same", "same-1"]);
@@ -167,7 +182,11 @@ fn relative_links_reach_files_and_headings() {
     let mut checked = 0;
     for file in markdown_files() {
         let text = read(&file);
-        let name = file.strip_prefix(root()).unwrap_or(&file).display().to_string();
+        let name = file
+            .strip_prefix(root())
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         for (line_no, line) in prose_lines(&text) {
             for target in link_targets(line) {
                 if target.is_empty() {
@@ -196,13 +215,19 @@ fn relative_links_reach_files_and_headings() {
                     continue;
                 }
                 if !anchors(&read(&dest)).contains(fragment) {
-                    problems.push(format!("{name}:{line_no}: {target}: no heading #{fragment}"));
+                    problems.push(format!(
+                        "{name}:{line_no}: {target}: no heading #{fragment}"
+                    ));
                 }
             }
         }
     }
     assert!(checked > 0, "no relative links found");
-    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "broken links:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Prose, headings and tables stay readable in a terminal: at most 100
@@ -212,7 +237,11 @@ fn prose_lines_are_at_most_100_characters() {
     let mut problems = Vec::new();
     for file in markdown_files() {
         let text = read(&file);
-        let name = file.strip_prefix(root()).unwrap_or(&file).display().to_string();
+        let name = file
+            .strip_prefix(root())
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         for (line_no, line) in prose_lines(&text) {
             let t = line.trim_start();
             if t.starts_with('|') || line.chars().count() <= 100 {
@@ -220,11 +249,17 @@ fn prose_lines_are_at_most_100_characters() {
             }
             // A line may run long for one code span or link that it holds alone.
             let outside = without_code_spans(t);
-            if !line.contains(' ') || outside.trim_matches(|c: char| !c.is_alphanumeric()).is_empty()
+            if !line.contains(' ')
+                || outside
+                    .trim_matches(|c: char| !c.is_alphanumeric())
+                    .is_empty()
             {
                 continue;
             }
-            problems.push(format!("{name}:{line_no}: {} characters", line.chars().count()));
+            problems.push(format!(
+                "{name}:{line_no}: {} characters",
+                line.chars().count()
+            ));
         }
     }
     assert!(problems.is_empty(), "long lines:\n{}", problems.join("\n"));
