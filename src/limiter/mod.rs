@@ -15,7 +15,9 @@ mod model_tests;
 mod prop_tests;
 
 pub use rule::{Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
-pub use window::{check_and_store, info, peek, record, Decision, Effect, Expiry};
-// The glue uses `check_and_store`; tests also reach the plain forms.
-#[cfg(test)]
-pub use window::{check, expire_at_ms};
+// The glue uses `check_and_store`; `check`, `expire_at_ms` and `validate`
+// are the plain forms the tests reach.
+pub use window::{
+    check, check_and_store, expire_at_ms, info, peek, record, validate, Decision, Effect, Expiry,
+    Info,
+};

@@ -22,7 +22,6 @@ pub struct Rule {
 
 impl Rule {
     /// A rule with its bounds checked.
-    #[cfg_attr(not(test), allow(dead_code))] // the glue checks bounds itself
     pub fn new(limit: u64, window_ms: u64) -> Result<Self, StateError> {
         let rule = Rule { limit, window_ms };
         rule.validate()?;

@@ -39,9 +39,7 @@
 //! carried into the next state.
 
 use super::codec::{self, Entries};
-use super::rule::{
-    validate_cost, Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
-};
+use super::rule::{validate_cost, Rule, StateError, MAX_LIMIT};
 
 /// The outcome of a check, with the fields of the command's reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -458,7 +456,6 @@ pub fn record(
 }
 
 /// Full O(n) validation of a stored value.
-#[cfg_attr(not(test), allow(dead_code))] // info() validates; kept for tests
 pub fn validate(state: &[u8]) -> Result<(), StateError> {
     codec::validate_all(&codec::decode(state)?)
 }
@@ -489,7 +486,6 @@ pub fn info(state: &[u8], now_ms: u64) -> Result<Info, StateError> {
 /// When the key may expire (Unix ms): the newest entry's time plus the
 /// stored window, rounded up to a whole second so the glue only updates the
 /// expiry when it moves to another second. Saturates at `u64::MAX`.
-#[cfg_attr(not(test), allow(dead_code))] // the glue gets it from check_and_store
 pub fn expire_at_ms(state: &[u8]) -> Result<u64, StateError> {
     let d = codec::decode(state)?;
     Ok(expiry_of(d.last_t, d.window_ms))
@@ -506,6 +502,7 @@ fn expiry_of(last_t: u64, window_ms: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limiter::rule::{MAX_COST, MAX_WINDOW_MS, MIN_WINDOW_MS};
 
     const W: u64 = 10_000;
     const T0: u64 = 1_700_000_000_000;
