@@ -133,9 +133,9 @@ def part(*names):
 parts = [
     ("8-field reply (RM_ReplyWith*)", part("RM_ReplyWithMap", "RM_ReplyWithStringBuffer", "RM_ReplyWithLongLong")),
     ("replicating RATELIMIT.RECORD (RM_Replicate)", part("RM_Replicate")),
-    ("ACL check of the built key", part("cachekit::acl::check_keys")),
+    ("ACL check of the built key", part("cachekit::redis::acl::check_keys")),
     ("opening and closing the key (RM_OpenKey/CloseKey)", part("RM_OpenKey", "RM_CloseKey")),
-    ("writing the state and its expiry", part("cachekit::commands::ratelimit::store_state")),
+    ("writing the state and its expiry", part("cachekit::redis::commands::ratelimit::store_state")),
 ]
 print()
 print("RATELIMIT.CHECK, by part (instructions/request):")

@@ -1,7 +1,7 @@
 //! Argument parsing shared by the commands: integers, options, errors with
 //! the contract's wording.
 
-use crate::command::CmdError;
+use crate::error::CmdError;
 
 /// A signed 64-bit integer written as Redis's `string2ll` accepts it: an
 /// optional `-` and decimal digits, with no `+`, no leading zero (`0` alone is
@@ -225,7 +225,7 @@ mod props {
         fn syntax_errors_are_one_protocol_line(arg in vec(any::<u8>(), 0..200)) {
             let e = syntax_error(&arg, "TTL <seconds>").to_string();
             prop_assert!(e.starts_with("ERR syntax error near '"), "{}", e);
-            let wire = crate::command::sanitize_error(&e);
+            let wire = crate::error::sanitize_error(&e);
             prop_assert!(!wire.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n'));
         }
     }

@@ -2,16 +2,11 @@
 //! time with `tests/pyjson/gen_vectors.py` (nothing is committed), including
 //! the md5 cache keys the Python services build from the canonical form.
 
-// The module is compiled in directly: the crate is a cdylib only, and its
-// global allocator needs a running Redis server.
-#[path = "../src/pyjson.rs"]
-mod pyjson;
-
 use std::path::Path;
 use std::process::Command;
 
+use cachekit::pyjson::{canonical_object, canonical_value, PyJsonError};
 use md5::{Digest, Md5};
-use pyjson::{canonical_object, canonical_value, PyJsonError};
 use serde_json::Value;
 
 fn python3_available() -> bool {

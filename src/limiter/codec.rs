@@ -26,7 +26,7 @@
 //! re-encoding one entry and copying the rest; `span` gives the newest time
 //! without a scan so that appending is O(1).
 
-use super::window::{StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
+use super::rule::{StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
 
 pub(crate) const MAGIC_V1: u8 = 0xC1;
 

@@ -6,6 +6,7 @@
 //! expiry.
 
 mod codec;
+mod rule;
 mod window;
 
 #[cfg(test)]
@@ -13,10 +14,10 @@ mod model_tests;
 #[cfg(test)]
 mod prop_tests;
 
+pub use rule::{Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
+// The glue uses `check_and_store`; `check`, `expire_at_ms` and `validate`
+// are the plain forms the tests reach.
 pub use window::{
-    check_and_store, info, peek, record, Decision, Effect, Expiry, Rule, StateError, MAX_COST,
-    MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS,
+    check, check_and_store, expire_at_ms, info, peek, record, validate, Decision, Effect, Expiry,
+    Info,
 };
-// The glue uses `check_and_store`; tests also reach the plain forms.
-#[cfg(test)]
-pub use window::{check, expire_at_ms};

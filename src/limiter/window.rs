@@ -38,55 +38,8 @@
 //! copy it makes of them anyway), so a damaged value is refused rather than
 //! carried into the next state.
 
-use std::fmt;
-
 use super::codec::{self, Entries};
-
-/// Largest `limit` accepted.
-pub const MAX_LIMIT: u64 = 1_000_000;
-/// Smallest `window_ms` accepted (1 s).
-pub const MIN_WINDOW_MS: u64 = 1_000;
-/// Largest `window_ms` accepted (30 days).
-pub const MAX_WINDOW_MS: u64 = 2_592_000_000;
-/// Largest `cost` of one check accepted.
-pub const MAX_COST: u64 = 1_000_000;
-
-/// A limiting policy: at most `limit` units in any `window_ms` window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub limit: u64,
-    pub window_ms: u64,
-}
-
-impl Rule {
-    /// A rule with its bounds checked.
-    #[cfg_attr(not(test), allow(dead_code))] // the glue checks bounds itself
-    pub fn new(limit: u64, window_ms: u64) -> Result<Self, StateError> {
-        let rule = Rule { limit, window_ms };
-        rule.validate()?;
-        Ok(rule)
-    }
-
-    /// Checks `limit` and `window_ms` against the public bounds.
-    pub fn validate(&self) -> Result<(), StateError> {
-        if !(1..=MAX_LIMIT).contains(&self.limit) {
-            return Err(StateError::InvalidArgument("limit out of range"));
-        }
-        if !(MIN_WINDOW_MS..=MAX_WINDOW_MS).contains(&self.window_ms) {
-            return Err(StateError::InvalidArgument("window out of range"));
-        }
-        Ok(())
-    }
-}
-
-/// Checks `cost` against the public bounds.
-pub fn validate_cost(cost: u64) -> Result<(), StateError> {
-    if (1..=MAX_COST).contains(&cost) {
-        Ok(())
-    } else {
-        Err(StateError::InvalidArgument("cost out of range"))
-    }
-}
+use super::rule::{validate_cost, Rule, StateError, MAX_LIMIT};
 
 /// The outcome of a check, with the fields of the command's reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,26 +66,6 @@ fn remaining(limit: u64, count: u64) -> i64 {
     let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     signed(limit).saturating_sub(signed(count))
 }
-
-/// Why an operation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StateError {
-    /// The stored value is not a (valid) limiter state.
-    Corrupt(&'static str),
-    /// An argument is out of the public bounds (see the constants).
-    InvalidArgument(&'static str),
-}
-
-impl fmt::Display for StateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StateError::Corrupt(what) => write!(f, "corrupt rate limiter state: {what}"),
-            StateError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for StateError {}
 
 /// What `info` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -523,7 +456,6 @@ pub fn record(
 }
 
 /// Full O(n) validation of a stored value.
-#[cfg_attr(not(test), allow(dead_code))] // info() validates; kept for tests
 pub fn validate(state: &[u8]) -> Result<(), StateError> {
     codec::validate_all(&codec::decode(state)?)
 }
@@ -554,7 +486,6 @@ pub fn info(state: &[u8], now_ms: u64) -> Result<Info, StateError> {
 /// When the key may expire (Unix ms): the newest entry's time plus the
 /// stored window, rounded up to a whole second so the glue only updates the
 /// expiry when it moves to another second. Saturates at `u64::MAX`.
-#[cfg_attr(not(test), allow(dead_code))] // the glue gets it from check_and_store
 pub fn expire_at_ms(state: &[u8]) -> Result<u64, StateError> {
     let d = codec::decode(state)?;
     Ok(expiry_of(d.last_t, d.window_ms))
@@ -571,6 +502,7 @@ fn expiry_of(last_t: u64, window_ms: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limiter::rule::{MAX_COST, MAX_WINDOW_MS, MIN_WINDOW_MS};
 
     const W: u64 = 10_000;
     const T0: u64 = 1_700_000_000_000;

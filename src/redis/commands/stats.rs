@@ -1,52 +1,13 @@
 //! CACHE.STATS [RESET] and the INFO section.
 
-use std::ffi::{c_char, CStr};
-
 use redis_module::raw;
 
 use crate::args::is_token;
-use crate::command::{Args, CmdError, CmdResult};
-use crate::reply::{rm, Reply};
+use crate::error::{CmdError, CmdResult};
+use crate::redis::command::Args;
+use crate::redis::reply::Reply;
+use crate::redis::server;
 use crate::stats::{hit_rate, recommendations, Namespace, COUNTERS};
-
-struct Memory {
-    used_human: String,
-    used: u64,
-    max: u64,
-}
-
-fn memory(ctx: *mut raw::RedisModuleCtx) -> Memory {
-    let mut m = Memory {
-        used_human: String::new(),
-        used: 0,
-        max: 0,
-    };
-    // SAFETY: live context; the info object is freed before returning and the
-    // field string is copied out first.
-    unsafe {
-        let info = rm!(RedisModule_GetServerInfo)(ctx, c"memory".as_ptr());
-        if info.is_null() {
-            return m;
-        }
-        let human: *const c_char =
-            rm!(RedisModule_ServerInfoGetFieldC)(info, c"used_memory_human".as_ptr());
-        if !human.is_null() {
-            m.used_human = CStr::from_ptr(human).to_string_lossy().into_owned();
-        }
-        m.used = rm!(RedisModule_ServerInfoGetFieldUnsigned)(
-            info,
-            c"used_memory".as_ptr(),
-            std::ptr::null_mut(),
-        );
-        m.max = rm!(RedisModule_ServerInfoGetFieldUnsigned)(
-            info,
-            c"maxmemory".as_ptr(),
-            std::ptr::null_mut(),
-        );
-        rm!(RedisModule_FreeServerInfo)(ctx, info);
-    }
-    m
-}
 
 pub fn stats(reply: &Reply, args: &Args) -> CmdResult {
     match args.len() {
@@ -55,7 +16,11 @@ pub fn stats(reply: &Reply, args: &Args) -> CmdResult {
             // Zeroing counters others monitor is what CONFIG RESETSTAT does
             // to Redis's own: it takes the same permission, so that a user
             // granted CACHE.STATS to read them cannot reset them.
-            if !crate::acl::may_run(reply.ctx(), &["CONFIG", "RESETSTAT"], "cache.stats|reset")? {
+            if !crate::redis::acl::may_run(
+                reply.ctx(),
+                &["CONFIG", "RESETSTAT"],
+                "cache.stats|reset",
+            )? {
                 return Err(CmdError::Static(
                     "NOPERM CACHE.STATS RESET needs the permission to run CONFIG RESETSTAT (e.g. +config|resetstat), which this user lacks",
                 ));
@@ -65,10 +30,12 @@ pub fn stats(reply: &Reply, args: &Args) -> CmdResult {
             return Ok(());
         }
         2 => return Err(crate::args::syntax_error(args.bytes(1), "RESET")),
+        // Redis's arity can only say "at least one" (-1): at most one
+        // argument is checked here.
         _ => return Err(CmdError::WrongArity),
     }
     let s = COUNTERS.snapshot();
-    let mem = memory(reply.ctx());
+    let mem = server::memory(reply.ctx());
     let (hits, misses) = (s.total_hits(), s.total_misses());
 
     reply.map(8);
@@ -123,15 +90,5 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std
     }
     fields.push(("ratelimit_allowed".into(), s.allowed));
     fields.push(("ratelimit_denied".into(), s.denied));
-    // SAFETY: live info context; names are NUL-terminated for the call.
-    unsafe {
-        if rm!(RedisModule_InfoAddSection)(ctx, c"stats".as_ptr()) != raw::REDISMODULE_OK as i32 {
-            return;
-        }
-        for (name, v) in fields {
-            if let Ok(name) = std::ffi::CString::new(name) {
-                rm!(RedisModule_InfoAddFieldULongLong)(ctx, name.as_ptr(), v);
-            }
-        }
-    }
+    server::add_info_section(ctx, c"stats", &fields);
 }

@@ -6,8 +6,8 @@ use std::ffi::{c_char, c_int, CStr};
 
 use redis_module::raw;
 
-use crate::command::{string_bytes, CmdError, WRONGTYPE};
-use crate::reply::rm;
+use crate::error::{CmdError, WRONGTYPE};
+use crate::redis::command::string_bytes;
 
 /// A Redis string we created and must free.
 pub struct OwnedString(*mut raw::RedisModuleString);
@@ -332,4 +332,94 @@ pub fn notify(ctx: *mut raw::RedisModuleCtx, class: c_int, event: &CStr, key: &O
 pub fn now_ms() -> i64 {
     // SAFETY: no arguments; present in every supported server.
     unsafe { rm!(RedisModule_Milliseconds)() }
+}
+
+/// Decimal digits of `v` at the end of `buf`.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // Truncation is intended: a single digit.
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// A number as a Redis string, kept from call to call and remade only when
+/// the number changes (`RATELIMIT.RECORD`: checks under one rule share limit,
+/// window and cost, and checks in the same millisecond share the time, so
+/// most checks make no string at all). Redis only takes references to these (replication holds them until
+/// the command ends); they are never modified, only replaced.
+pub struct KeptNumber {
+    value: u64,
+    string: *mut raw::RedisModuleString,
+}
+
+impl KeptNumber {
+    pub const NONE: KeptNumber = KeptNumber {
+        value: 0,
+        string: std::ptr::null_mut(),
+    };
+
+    pub fn get(&mut self, value: u64) -> *mut raw::RedisModuleString {
+        if self.string.is_null() || self.value != value {
+            self.release();
+            let mut buf = [0u8; 20];
+            let digits = decimal(value, &mut buf);
+            // SAFETY: a NULL context makes a string we own; freed in `release`.
+            self.string = unsafe {
+                rm!(RedisModule_CreateString)(
+                    std::ptr::null_mut(),
+                    digits.as_ptr().cast::<c_char>(),
+                    digits.len(),
+                )
+            };
+            self.value = value;
+        }
+        self.string
+    }
+
+    pub fn release(&mut self) {
+        if !self.string.is_null() {
+            // SAFETY: created in `get` with a NULL context, dropped once here;
+            // Redis keeps its own references.
+            unsafe { rm!(RedisModule_FreeString)(std::ptr::null_mut(), self.string) };
+            self.string = std::ptr::null_mut();
+        }
+    }
+}
+
+/// Propagates `cmd` with five strings Redis only takes references to.
+pub fn replicate_refs(
+    ctx: *mut raw::RedisModuleCtx,
+    cmd: &CStr,
+    argv: [*mut raw::RedisModuleString; 5],
+) {
+    // One "s" per string rather than "v": Redis then sizes its argument
+    // array once instead of growing it.
+    // SAFETY: live context; five "s" take five live strings, and Redis
+    // takes a reference to each.
+    unsafe {
+        rm!(RedisModule_Replicate)(
+            ctx,
+            cmd.as_ptr(),
+            c"sssss".as_ptr(),
+            argv[0],
+            argv[1],
+            argv[2],
+            argv[3],
+            argv[4],
+        );
+    }
+}
+
+/// Propagates the current command as the client sent it.
+pub fn replicate_verbatim(ctx: *mut raw::RedisModuleCtx) {
+    // SAFETY: live context of the current command.
+    unsafe {
+        rm!(RedisModule_ReplicateVerbatim)(ctx);
+    }
 }

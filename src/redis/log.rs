@@ -4,8 +4,6 @@ use std::ffi::CString;
 
 use redis_module::raw;
 
-use crate::reply::rm;
-
 pub fn warning(ctx: *mut raw::RedisModuleCtx, msg: &str) {
     let text = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     // SAFETY: "%s" with one NUL-terminated argument; a NULL ctx logs as the module-less server.

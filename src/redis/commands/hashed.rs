@@ -2,14 +2,18 @@
 //! services hash them.
 
 use crate::args::{given_twice, is_token, missing_value, syntax_error};
-use crate::command::{Args, CmdError, CmdResult};
-use crate::commands::cache::{fetch_json, parse_set_options, store_json, style, Kind, TTL_OPTION};
-use crate::config;
+use crate::error::{CmdError, CmdResult};
 use crate::json_shape::{self, Shape};
 use crate::keys;
 use crate::pyjson;
+use crate::redis::command::Args;
+use crate::redis::commands::cache::{
+    fetch_json, parse_set_options, store_json, style, Kind, TTL_OPTION,
+};
+use crate::redis::config;
+use crate::redis::reply::Reply;
+use crate::redis::store::OwnedString;
 use crate::stats::Namespace;
-use crate::store::OwnedString;
 
 const SEARCH: Kind = Kind {
     namespace: Namespace::Search,
@@ -26,10 +30,6 @@ const TRANSLATION: Kind = Kind {
     ttl: &config::TRANSLATION_TTL,
     shape: Shape::Any,
 };
-
-fn key_error(e: keys::KeyError) -> CmdError {
-    CmdError::msg(e.to_string())
-}
 
 /// Longest FILTERS argument accepted. Canonicalizing holds the parsed tree,
 /// which takes up to about 30 times the text: without a bound, one read-only
@@ -60,26 +60,24 @@ pub fn canonical_filters(text: &[u8]) -> Result<String, CmdError> {
 pub fn search_key(args: &Args, at: usize, filters: &str) -> Result<Vec<u8>, CmdError> {
     let query = args.text(at, "query")?;
     let user_id = args.text(at + 1, "user_id")?;
-    keys::search_key(
+    Ok(keys::search_key(
         style(),
         query.as_bytes(),
         user_id.as_bytes(),
         filters.as_bytes(),
-    )
-    .map_err(key_error)
+    )?)
 }
 
 pub fn rag_key(args: &Args, at: usize) -> Result<Vec<u8>, CmdError> {
     let query = args.text(at, "query")?;
     let user_id = args.text(at + 1, "user_id")?;
     let context = args.text(at + 2, "context_hash")?;
-    keys::rag_key(
+    Ok(keys::rag_key(
         style(),
         query.as_bytes(),
         user_id.as_bytes(),
         context.as_bytes(),
-    )
-    .map_err(key_error)
+    )?)
 }
 
 pub fn translation_key(args: &Args, at: usize) -> Result<Vec<u8>, CmdError> {
@@ -116,10 +114,7 @@ pub fn get_search_filters(args: &Args, from: usize) -> Result<String, CmdError> 
     }
 }
 
-pub fn setsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
-    if args.len() < 4 {
-        return Err(CmdError::WrongArity);
-    }
+pub fn setsearch(reply: &Reply, args: &Args) -> CmdResult {
     json_shape::validate(args.bytes(3), SEARCH.shape, "value").map_err(CmdError::msg)?;
     let mut filters = None;
     let ttl = parse_set_options(args, 4, &SEARCH, SETSEARCH_OPTIONS, &mut |args, i| {
@@ -141,51 +136,39 @@ pub fn setsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
     store_json(reply, &OwnedString::new(&key), 3, args, ttl)
 }
 
-pub fn getsearch(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
-    if args.len() < 3 {
-        return Err(CmdError::WrongArity);
-    }
+pub fn getsearch(reply: &Reply, args: &Args) -> CmdResult {
     let filters = get_search_filters(args, 3)?;
     let key = search_key(args, 1, &filters)?;
-    fetch_json(reply, &OwnedString::new(&key), Namespace::Search)
+    fetch_json(reply, args, &OwnedString::new(&key), Namespace::Search)
 }
 
 /// `<a> <b> <c> <json> [TTL s]`: the shape of SETRAG and SETTRANSLATION.
 fn set_three_part(
-    reply: &crate::reply::Reply,
+    reply: &Reply,
     args: &Args,
     kind: &Kind,
     key: fn(&Args, usize) -> Result<Vec<u8>, CmdError>,
 ) -> CmdResult {
-    if args.len() < 5 {
-        return Err(CmdError::WrongArity);
-    }
     json_shape::validate(args.bytes(4), kind.shape, "value").map_err(CmdError::msg)?;
     let ttl = parse_set_options(args, 5, kind, TTL_OPTION, &mut |_, _| Ok(None))?;
     let key = key(args, 1)?;
     store_json(reply, &OwnedString::new(&key), 4, args, ttl)
 }
 
-pub fn setrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+pub fn setrag(reply: &Reply, args: &Args) -> CmdResult {
     set_three_part(reply, args, &RAG, rag_key)
 }
 
-pub fn getrag(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
-    if args.len() != 4 {
-        return Err(CmdError::WrongArity);
-    }
+pub fn getrag(reply: &Reply, args: &Args) -> CmdResult {
     let key = rag_key(args, 1)?;
-    fetch_json(reply, &OwnedString::new(&key), Namespace::Rag)
+    fetch_json(reply, args, &OwnedString::new(&key), Namespace::Rag)
 }
 
-pub fn settranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
+pub fn settranslation(reply: &Reply, args: &Args) -> CmdResult {
     set_three_part(reply, args, &TRANSLATION, translation_key)
 }
 
-pub fn gettranslation(reply: &crate::reply::Reply, args: &Args) -> CmdResult {
-    if args.len() != 4 {
-        return Err(CmdError::WrongArity);
-    }
+pub fn gettranslation(reply: &Reply, args: &Args) -> CmdResult {
     let key = translation_key(args, 1)?;
-    fetch_json(reply, &OwnedString::new(&key), Namespace::Translation)
+    fetch_json(reply, args, &OwnedString::new(&key), Namespace::Translation)
 }

@@ -17,16 +17,6 @@ pub struct Reply {
     state: RefCell<State>,
 }
 
-macro_rules! rm {
-    ($f:ident) => {
-        redis_module::raw::$f.expect(concat!(
-            stringify!($f),
-            " was checked at load (missing_api)"
-        ))
-    };
-}
-pub(crate) use rm;
-
 #[derive(Default)]
 struct State {
     /// Top-level replies written straight to the client (at most one).

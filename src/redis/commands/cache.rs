@@ -4,15 +4,16 @@ use std::sync::atomic::AtomicI64;
 
 use redis_module::raw;
 
-use crate::acl::{check_keys, open_checked, Access};
 use crate::args::{given_twice, int_in, is_token, missing_value, syntax_error};
-use crate::command::{Args, CmdError, CmdResult};
-use crate::config::{self, KEY_STYLE, MAX_TTL};
+use crate::error::{CmdError, CmdResult};
 use crate::json_shape::{self, Shape};
 use crate::keys::{self, KeyStyle, UserKind};
-use crate::reply::Reply;
+use crate::redis::acl::{check_keys, open_checked};
+use crate::redis::command::{Args, KeyAccess};
+use crate::redis::config::{self, KEY_STYLE, MAX_TTL};
+use crate::redis::reply::Reply;
+use crate::redis::store::{key_name, notify, replicate, Key, OwnedString};
 use crate::stats::{Namespace, COUNTERS};
-use crate::store::{key_name, notify, replicate, Key, Mode, OwnedString};
 
 /// What a pair of SET/GET commands stores.
 pub struct Kind {
@@ -85,7 +86,7 @@ pub fn store_json(
 ) -> CmdResult {
     let ctx = reply.ctx();
     let value = args.raw(value_arg).ok_or(CmdError::WrongArity)?;
-    let mut k = open_checked(ctx, name, Access::Write)?;
+    let mut k = open_checked(ctx, name, args.access())?;
     k.expect_string_or_empty()?;
     let at = k.set_string_with_ttl(value, ttl_s * 1000)?;
     drop(k);
@@ -103,8 +104,8 @@ pub fn store_json(
 }
 
 /// Replies the JSON text at `name` or nil, counting a hit or a miss.
-pub fn fetch_json(reply: &Reply, name: &OwnedString, ns: Namespace) -> CmdResult {
-    let k = open_checked(reply.ctx(), name, Access::Read)?;
+pub fn fetch_json(reply: &Reply, args: &Args, name: &OwnedString, ns: Namespace) -> CmdResult {
+    let k = open_checked(reply.ctx(), name, args.access())?;
     match k.read_string()? {
         Some(v) => {
             COUNTERS.lookup(ns, true);
@@ -132,14 +133,12 @@ fn user_scoped_key(args: &Args, ukind: UserKind) -> Result<OwnedString, CmdError
     } else {
         "user_id"
     };
-    key_name(|buf| keys::user_key_into(buf, style(), ukind, args.bytes(1), what))
-        .map_err(|e| CmdError::msg(e.to_string()))
+    Ok(key_name(|buf| {
+        keys::user_key_into(buf, style(), ukind, args.bytes(1), what)
+    })?)
 }
 
 fn set_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> CmdResult {
-    if args.len() < 3 {
-        return Err(CmdError::WrongArity);
-    }
     json_shape::validate(args.bytes(2), kind.shape, "value").map_err(CmdError::msg)?;
     let ttl = parse_set_options(args, 3, kind, TTL_OPTION, &mut no_extra)?;
     let name = user_scoped_key(args, ukind)?;
@@ -147,11 +146,8 @@ fn set_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> 
 }
 
 fn get_user_scoped(reply: &Reply, args: &Args, kind: &Kind, ukind: UserKind) -> CmdResult {
-    if args.len() != 2 {
-        return Err(CmdError::WrongArity);
-    }
     let name = user_scoped_key(args, ukind)?;
-    fetch_json(reply, &name, kind.namespace)
+    fetch_json(reply, args, &name, kind.namespace)
 }
 
 pub fn setuser(reply: &Reply, args: &Args) -> CmdResult {
@@ -176,21 +172,18 @@ pub fn getsession(reply: &Reply, args: &Args) -> CmdResult {
 /// Deletes the user's record, permissions, session and user-with-roles keys
 /// in one step; replies how many existed.
 pub fn invalidateuser(reply: &Reply, args: &Args) -> CmdResult {
-    if args.len() != 2 {
-        return Err(CmdError::WrongArity);
-    }
     let ctx = reply.ctx();
     let mut names = Vec::with_capacity(4);
     for ukind in UserKind::ALL {
-        let key = keys::user_key(style(), ukind, args.bytes(1), "user_id")
-            .map_err(|e| CmdError::msg(e.to_string()))?;
+        let key = keys::user_key(style(), ukind, args.bytes(1), "user_id")?;
         names.push(OwnedString::new(&key));
     }
-    let checks: Vec<(&OwnedString, Access)> = names.iter().map(|n| (n, Access::Delete)).collect();
+    let access = args.access();
+    let checks: Vec<(&OwnedString, KeyAccess)> = names.iter().map(|n| (n, access)).collect();
     check_keys(ctx, &checks)?;
     let mut deleted: Vec<&[u8]> = Vec::with_capacity(4);
     for name in &names {
-        let mut k = Key::open(ctx, name, Mode::Write);
+        let mut k = Key::open(ctx, name, access.mode());
         if k.exists() && k.delete() {
             notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name);
             deleted.push(name.bytes());

@@ -3,51 +3,50 @@
 //! guard every entry point runs behind.
 
 use std::ffi::{c_int, CString};
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw;
 
-use crate::reply::{Finish, Reply};
+use crate::error::{sanitize_error, CmdError, CmdResult, INTERNAL_ERROR};
+use crate::redis::reply::{Finish, Reply};
+use crate::redis::store::Mode;
 
-/// An error reply. The text always starts with an error code (`ERR`, `WRONGTYPE`, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CmdError {
-    /// Redis's own wrong-number-of-arguments error.
-    WrongArity,
-    Static(&'static str),
-    Owned(String),
-}
-
-impl CmdError {
-    pub fn msg(text: impl Into<String>) -> Self {
-        CmdError::Owned(text.into())
-    }
-}
-
-impl fmt::Display for CmdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CmdError::WrongArity => f.write_str("ERR wrong number of arguments"),
-            CmdError::Static(s) => f.write_str(s),
-            CmdError::Owned(s) => f.write_str(s),
-        }
-    }
-}
-
-pub const WRONGTYPE: CmdError =
-    CmdError::Static("WRONGTYPE Operation against a key holding the wrong kind of value");
-
-pub type CmdResult = Result<(), CmdError>;
-
-/// The arguments of one call, borrowed from Redis for its duration.
+/// The arguments of one call, borrowed from Redis for its duration, and the
+/// table entry of the command called.
 pub struct Args<'a> {
     argv: &'a [*mut raw::RedisModuleString],
+    def: &'static CommandDef,
 }
 
 impl<'a> Args<'a> {
     pub fn len(&self) -> usize {
         self.argv.len()
+    }
+
+    /// What the command does to the keys it builds, as its table entry
+    /// declares it to Redis: handlers open and check their keys with this,
+    /// so the key spec and the ACL check cannot disagree.
+    pub fn access(&self) -> KeyAccess {
+        self.def.keys
+    }
+
+    /// The table's arity, as Redis counts it. Redis checks it before calling
+    /// the module from clients, MULTI, scripts and `RM_Call`, but not when it
+    /// loads an AOF: checked here too, so no handler sees fewer arguments
+    /// than its entry declares.
+    fn check_arity(&self) -> CmdResult {
+        let argc = i64::try_from(self.argv.len()).unwrap_or(i64::MAX);
+        let arity = i64::from(self.def.arity);
+        let fits = if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(CmdError::WrongArity)
+        }
     }
 
     /// The raw Redis string at `i`, for APIs that take one (replication, key names).
@@ -85,22 +84,6 @@ pub fn string_bytes<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
     }
 }
 
-/// Makes an error text safe for the protocol: one line, no NUL.
-pub fn sanitize_error(text: &str) -> CString {
-    let clean: Vec<u8> = text
-        .bytes()
-        .map(|b| {
-            if b == b'\r' || b == b'\n' || b == 0 {
-                b' '
-            } else {
-                b
-            }
-        })
-        .collect();
-    // No NUL is left, so this cannot fail; fall back to a fixed text anyway.
-    CString::new(clean).unwrap_or_else(|_| CString::from(c"ERR internal error"))
-}
-
 /// Replies with `err`. Wrong arity uses Redis's own message.
 pub fn reply_error(ctx: *mut raw::RedisModuleCtx, err: &CmdError) {
     // SAFETY: ctx is the live context of the current call.
@@ -122,8 +105,6 @@ pub fn reply_error(ctx: *mut raw::RedisModuleCtx, err: &CmdError) {
 
 pub type Handler = fn(&Reply, &Args) -> CmdResult;
 
-pub const INTERNAL_ERROR: CmdError = CmdError::Static("ERR internal error");
-
 /// Runs a handler behind the panic guard: a panic becomes an error reply and a
 /// log line instead of aborting the server. Maps and arrays are collected and
 /// sent only when the handler succeeds (see `Reply::finish`), so a failure or
@@ -133,7 +114,7 @@ pub fn dispatch(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
-    handler: Handler,
+    def: &'static CommandDef,
 ) -> c_int {
     let argv: &[*mut raw::RedisModuleString] = if argv.is_null() || argc <= 0 {
         &[]
@@ -141,9 +122,12 @@ pub fn dispatch(
         // SAFETY: Redis passes `argc` valid string pointers at `argv` for this call.
         unsafe { std::slice::from_raw_parts(argv, argc as usize) }
     };
-    let args = Args { argv };
+    let args = Args { argv, def };
     let reply = Reply::new(ctx);
-    let outcome = catch_unwind(AssertUnwindSafe(|| handler(&reply, &args)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        args.check_arity()?;
+        (def.handler)(&reply, &args)
+    }));
     // Only logging and replying are left; guard them too, so that nothing
     // can unwind into Redis.
     let _ = catch_unwind(AssertUnwindSafe(|| conclude(ctx, &args, &reply, outcome)));
@@ -164,7 +148,7 @@ fn conclude(
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
         Err(_) => {
-            crate::log::warning(
+            crate::redis::log::warning(
                 ctx,
                 &format!(
                     "cachekit: internal error (panic) in {}; the reason is on the previous line",
@@ -178,7 +162,7 @@ fn conclude(
         (Finish::Sent, _) => {}
         (Finish::Nothing, Some(e)) => reply_error(ctx, &e),
         (Finish::Nothing, None) => {
-            crate::log::warning(
+            crate::redis::log::warning(
                 ctx,
                 &format!(
                     "cachekit: internal error: {} wrote no complete reply",
@@ -189,7 +173,7 @@ fn conclude(
         }
         (Finish::AlreadySent, e) => {
             let why = e.map_or_else(|| "a second reply".to_string(), |e| e.to_string());
-            crate::log::warning(
+            crate::redis::log::warning(
                 ctx,
                 &format!(
                     "cachekit: internal error: {} failed after its reply was sent ({why}); the extra was dropped",
@@ -218,10 +202,20 @@ pub struct CommandDef {
     /// Time complexity, as `COMMAND DOCS` shows it.
     pub complexity: &'static str,
     /// The arguments after the name, as `COMMAND DOCS` shows them.
-    pub args: &'static [crate::command_docs::Arg],
+    pub args: &'static [crate::redis::command_docs::Arg],
     pub summary: &'static str,
-    pub handler:
-        extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int,
+    pub handler: Handler,
+}
+
+/// The extern "C" function Redis calls for a command.
+pub type EntryPoint =
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+
+/// A command as registered: its table entry and its entry point, which runs
+/// the entry's handler through [`dispatch`]. Made by [`command!`].
+pub struct Command {
+    pub def: &'static CommandDef,
+    pub entry: EntryPoint,
 }
 
 /// What a command does to its keys, in the terms of Redis's key specs.
@@ -242,6 +236,18 @@ pub enum KeyAccess {
 }
 
 impl KeyAccess {
+    /// How a handler opens its keys for this access: only reads open them
+    /// read-only.
+    pub fn mode(self) -> Mode {
+        match self {
+            KeyAccess::Read => Mode::Read,
+            KeyAccess::Update
+            | KeyAccess::ReadUpdate
+            | KeyAccess::Overwrite
+            | KeyAccess::Delete => Mode::Write,
+        }
+    }
+
     /// Key spec flags. With no access kind (ACCESS, UPDATE, ...) Redis's ACL
     /// would only match the key name and let a read-only pattern (%R~) write.
     fn spec_flags(self) -> u64 {
@@ -260,22 +266,27 @@ impl KeyAccess {
     }
 }
 
-/// Declares an `extern "C"` entry point for a handler.
-#[macro_export]
-macro_rules! entry_point {
-    ($name:ident, $handler:path) => {
-        extern "C" fn $name(
+/// A [`Command`] from a [`CommandDef`]: the entry point it makes passes the
+/// entry to [`dispatch`], so the handler runs with the arity and key access
+/// that the entry declares to Redis.
+macro_rules! command {
+    ($def:expr) => {{
+        static DEF: $crate::redis::command::CommandDef = $def;
+        extern "C" fn entry(
             ctx: *mut redis_module::raw::RedisModuleCtx,
             argv: *mut *mut redis_module::raw::RedisModuleString,
             argc: std::ffi::c_int,
         ) -> std::ffi::c_int {
-            $crate::command::dispatch(ctx, argv, argc, $handler)
+            $crate::redis::command::dispatch(ctx, argv, argc, &DEF)
         }
-    };
+        $crate::redis::command::Command { def: &DEF, entry }
+    }};
 }
+pub(crate) use command;
 
-/// Registers `def` with Redis, including its key spec and arity.
-pub fn register(ctx: *mut raw::RedisModuleCtx, def: &CommandDef) -> Result<(), String> {
+/// Registers `command` with Redis, including its key spec and arity.
+pub fn register(ctx: *mut raw::RedisModuleCtx, command: &Command) -> Result<(), String> {
+    let def = command.def;
     let name = CString::new(def.name).map_err(|_| format!("bad command name {}", def.name))?;
     let flags = CString::new(def.flags).map_err(|_| format!("bad flags for {}", def.name))?;
     let key = def.route_arg;
@@ -284,7 +295,7 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, def: &CommandDef) -> Result<(), S
         raw::RedisModule_CreateCommand.ok_or("no CreateCommand")?(
             ctx,
             name.as_ptr(),
-            Some(def.handler),
+            Some(command.entry),
             flags.as_ptr(),
             key,
             key,
@@ -338,7 +349,7 @@ fn set_command_info(
         specs[0].fk.range.keystep = 1;
         specs[0].fk.range.limit = 0;
     }
-    let mut args = crate::command_docs::RawArgs::new(def.args);
+    let mut args = crate::redis::command_docs::RawArgs::new(def.args);
     let info = raw::RedisModuleCommandInfo {
         version: &version,
         summary: summary.as_ptr(),
@@ -361,79 +372,4 @@ fn set_command_info(
         return Err(format!("could not set command info of {}", def.name));
     }
     Ok(())
-}
-
-/// Test builds only (`cargo build --features panic-test`): `CACHEKIT.DEBUGPANIC
-/// <mode>` fails in each way the guard must survive. The normal build has no
-/// such command.
-#[cfg(feature = "panic-test")]
-pub mod panic_test {
-    use super::{Args, CmdError, CmdResult, CommandDef};
-    use crate::reply::Reply;
-
-    pub const MODES: &str = "before, mid-map, nested, after, error-mid, short, twice, none, ok";
-
-    fn handler(reply: &Reply, args: &Args) -> CmdResult {
-        let mode = args.bytes(1);
-        match mode {
-            b"before" => panic!("deliberate panic before any reply (test build)"),
-            b"mid-map" => {
-                reply.map(2);
-                reply.field("a");
-                reply.int(1);
-                panic!("deliberate panic in the middle of a map (test build)");
-            }
-            b"nested" => {
-                reply.map(1);
-                reply.field("x");
-                reply.array(3);
-                reply.int(1);
-                panic!("deliberate panic inside a nested array (test build)");
-            }
-            b"after" => {
-                reply.ok();
-                panic!("deliberate panic after the reply (test build)");
-            }
-            b"error-mid" => {
-                reply.array(3);
-                reply.int(1);
-                Err(CmdError::Static(
-                    "ERR deliberate error after a partial reply",
-                ))
-            }
-            b"short" => {
-                reply.array(2);
-                reply.int(1);
-                Ok(())
-            }
-            b"twice" => {
-                reply.ok();
-                reply.ok();
-                Ok(())
-            }
-            b"none" => Ok(()),
-            b"ok" => {
-                reply.map(1);
-                reply.field("ok");
-                reply.int(1);
-                Ok(())
-            }
-            _ => Err(CmdError::msg(format!("ERR unknown mode; modes: {MODES}"))),
-        }
-    }
-
-    crate::entry_point!(debugpanic, handler);
-
-    pub const DEF: CommandDef = CommandDef {
-        name: "cachekit.debugpanic",
-        flags: "readonly fast",
-        arity: 2,
-        route_arg: 0,
-        route_is_key: false,
-        keys: super::KeyAccess::Read,
-        complexity: "O(1)",
-        args: &[crate::command_docs::string(c"mode")],
-        summary: "Test builds only: fails in a chosen way to exercise the panic guard.",
-        handler: debugpanic,
-    };
 }

@@ -2,23 +2,26 @@
 //! effect that replicas and the AOF apply instead of re-running a check.
 
 use std::cell::RefCell;
-use std::ffi::c_char;
 
 use redis_module::raw;
 
-use crate::acl::{open_checked, Access};
 use crate::args::{given_twice, int_in, is_token, missing_value, syntax_error};
-use crate::command::{Args, CmdError, CmdResult};
-use crate::commands::cache::style;
-use crate::config::POLICIES;
+use crate::error::{CmdError, CmdResult};
 use crate::keys;
 use crate::limiter::{
     self, Decision, Effect, Expiry, Rule, StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS,
     MIN_WINDOW_MS,
 };
-use crate::reply::{rm, Reply};
+use crate::redis::acl::open_checked;
+use crate::redis::command::Args;
+use crate::redis::commands::cache::style;
+use crate::redis::config::POLICIES;
+use crate::redis::reply::Reply;
+use crate::redis::store::{
+    key_name, notify, now_ms, replicate, replicate_refs, replicate_verbatim, KeptNumber, Key,
+    OwnedString,
+};
 use crate::stats::COUNTERS;
-use crate::store::{key_name, notify, now_ms, replicate, Key, Mode, OwnedString};
 
 thread_local! {
     // Commands run on Redis's main thread: one scratch buffer serves every check.
@@ -35,11 +38,9 @@ pub struct CheckArgs<'a> {
     pub cost: u64,
 }
 
-/// Parses `<identifier> [<limit> <window_seconds>] [ACTION a] [COST n]`.
+/// Parses `<identifier> [<limit> <window_seconds>] [ACTION a] [COST n]`
+/// from `from` on; the table's arity guarantees the identifier is there.
 pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<'a>, CmdError> {
-    if args.len() < from + 1 {
-        return Err(CmdError::WrongArity);
-    }
     let identifier = args.bytes(from);
     let mut i = from + 1;
     let mut explicit = None;
@@ -120,13 +121,13 @@ fn resolve_rule(a: &CheckArgs) -> Result<Rule, CmdError> {
     }
 }
 
-/// `<identifier> [ACTION a]` of INFO and RESET.
+/// `<identifier> [ACTION a]` of INFO and RESET (the table's arity
+/// guarantees the identifier is there).
 fn parse_target<'a>(args: &Args<'a>) -> Result<(&'a [u8], &'a [u8]), CmdError> {
     const OPTIONS: &str = "[ACTION <action>]";
     let option = args.bytes(2);
     match args.len() {
-        2 => Ok((args.bytes(1), b"default")),
-        0 | 1 => Err(CmdError::WrongArity),
+        ..=2 => Ok((args.bytes(1), b"default")),
         _ if !is_token(option, "ACTION") => Err(syntax_error(option, OPTIONS)),
         3 => Err(missing_value(option, OPTIONS)),
         4 => Ok((args.bytes(1), valid_action(args.bytes(3))?)),
@@ -136,8 +137,9 @@ fn parse_target<'a>(args: &Args<'a>) -> Result<(&'a [u8], &'a [u8]), CmdError> {
 }
 
 pub fn limiter_key(action: &[u8], identifier: &[u8]) -> Result<OwnedString, CmdError> {
-    key_name(|buf| keys::ratelimit_key_into(buf, style(), action, identifier))
-        .map_err(|e| CmdError::msg(e.to_string()))
+    Ok(key_name(|buf| {
+        keys::ratelimit_key_into(buf, style(), action, identifier)
+    })?)
 }
 
 fn state_error(key: &OwnedString, e: StateError) -> CmdError {
@@ -206,69 +208,11 @@ fn store_state(
     Ok(())
 }
 
-/// Decimal digits of `v` at the end of `buf`.
-fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        // Truncation is intended: a single digit.
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
-/// One number of `RATELIMIT.RECORD` as a Redis string, kept from call to
-/// call: checks under one rule share limit, window and cost, and checks in
-/// the same millisecond share the time, so most checks make no string at
-/// all. Redis only takes references to these (replication holds them until
-/// the command ends); they are never modified, only replaced.
-struct NumberString {
-    value: u64,
-    string: *mut raw::RedisModuleString,
-}
-
-impl NumberString {
-    const NONE: NumberString = NumberString {
-        value: 0,
-        string: std::ptr::null_mut(),
-    };
-
-    fn get(&mut self, value: u64) -> *mut raw::RedisModuleString {
-        if self.string.is_null() || self.value != value {
-            self.release();
-            let mut buf = [0u8; 20];
-            let digits = decimal(value, &mut buf);
-            // SAFETY: a NULL context makes a string we own; freed in `release`.
-            self.string = unsafe {
-                rm!(RedisModule_CreateString)(
-                    std::ptr::null_mut(),
-                    digits.as_ptr().cast::<c_char>(),
-                    digits.len(),
-                )
-            };
-            self.value = value;
-        }
-        self.string
-    }
-
-    fn release(&mut self) {
-        if !self.string.is_null() {
-            // SAFETY: created in `get` with a NULL context, dropped once here;
-            // Redis keeps its own references.
-            unsafe { rm!(RedisModule_FreeString)(std::ptr::null_mut(), self.string) };
-            self.string = std::ptr::null_mut();
-        }
-    }
-}
-
 thread_local! {
     // No destructor: the strings belong to Redis's allocator and are freed
     // at unload (`release_record_strings`), not at thread exit.
-    static RECORD_NUMBERS: RefCell<[NumberString; 4]> = const {
-        RefCell::new([NumberString::NONE, NumberString::NONE, NumberString::NONE, NumberString::NONE])
+    static RECORD_NUMBERS: RefCell<[KeptNumber; 4]> = const {
+        RefCell::new([KeptNumber::NONE, KeptNumber::NONE, KeptNumber::NONE, KeptNumber::NONE])
     };
 }
 
@@ -276,7 +220,7 @@ thread_local! {
 pub fn release_record_strings() {
     let _ = RECORD_NUMBERS.try_with(|numbers| {
         if let Ok(mut numbers) = numbers.try_borrow_mut() {
-            numbers.iter_mut().for_each(NumberString::release);
+            numbers.iter_mut().for_each(KeptNumber::release);
         }
     });
 }
@@ -301,22 +245,7 @@ fn replicate_record(
         argv[2] = limit.get(rule.limit);
         argv[3] = window.get(rule.window_ms);
         argv[4] = c.get(cost);
-        // One "s" per string rather than "v": Redis then sizes its argument
-        // array once instead of growing it.
-        // SAFETY: live context; five "s" take five live strings, and Redis
-        // takes a reference to each.
-        unsafe {
-            rm!(RedisModule_Replicate)(
-                ctx,
-                c"RATELIMIT.RECORD".as_ptr(),
-                c"sssss".as_ptr(),
-                argv[0],
-                argv[1],
-                argv[2],
-                argv[3],
-                argv[4],
-            );
-        }
+        replicate_refs(ctx, c"RATELIMIT.RECORD", argv);
         true
     });
     if kept != Ok(true) {
@@ -341,7 +270,7 @@ pub fn check(reply: &Reply, args: &Args) -> CmdResult {
     let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
-    let key = open_checked(ctx, &name, Access::ReadWrite)?;
+    let key = open_checked(ctx, &name, args.access())?;
     let now = now();
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -368,7 +297,7 @@ pub fn peek(reply: &Reply, args: &Args) -> CmdResult {
     let rule = resolve_rule(&a)?;
     let ctx = reply.ctx();
     let name = limiter_key(a.action, a.identifier)?;
-    let key = open_checked(ctx, &name, Access::Read)?;
+    let key = open_checked(ctx, &name, args.access())?;
     let now = now();
     let d =
         limiter::peek(key.read_string()?, now, rule, a.cost).map_err(|e| state_error(&name, e))?;
@@ -380,7 +309,7 @@ pub fn info(reply: &Reply, args: &Args) -> CmdResult {
     let (identifier, action) = parse_target(args)?;
     let ctx = reply.ctx();
     let name = limiter_key(action, identifier)?;
-    let key = open_checked(ctx, &name, Access::Read)?;
+    let key = open_checked(ctx, &name, args.access())?;
     let now = now();
     let info = match key.read_string()? {
         Some(state) => Some(limiter::info(state, now).map_err(|e| state_error(&name, e))?),
@@ -419,7 +348,7 @@ pub fn reset(reply: &Reply, args: &Args) -> CmdResult {
     let (identifier, action) = parse_target(args)?;
     let ctx = reply.ctx();
     let name = limiter_key(action, identifier)?;
-    let mut key = open_checked(ctx, &name, Access::Delete)?;
+    let mut key = open_checked(ctx, &name, args.access())?;
     // A limiter is a string (a corrupted one too: RESET is how to clear
     // it); another type at this name is not ours to delete.
     key.expect_string_or_empty()?;
@@ -437,9 +366,6 @@ pub fn reset(reply: &Reply, args: &Args) -> CmdResult {
 /// requests at `at_ms` whatever the count, as the primary decided. Sent to
 /// replicas and the AOF in place of CHECK, so they need no clock of their own.
 pub fn record(reply: &Reply, args: &Args) -> CmdResult {
-    if args.len() != 6 {
-        return Err(CmdError::WrongArity);
-    }
     let at = int_in(args.bytes(2), "at_ms", 0, i64::MAX)? as u64;
     let limit = int_in(args.bytes(3), "limit", 1, MAX_LIMIT as i64)? as u64;
     let window_ms = int_in(
@@ -452,7 +378,8 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
     let cost = int_in(args.bytes(5), "cost", 0, MAX_COST as i64)? as u64;
     let ctx = reply.ctx();
     let name = OwnedString::new(args.bytes(1));
-    let key = Key::open(ctx, &name, Mode::Write);
+    // The key is the routing argument itself, checked by Redis from the key spec.
+    let key = Key::open(ctx, &name, args.access().mode());
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
         let rule = Rule { limit, window_ms };
@@ -461,10 +388,8 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
         if let Some(expiry) = expiry {
             store_state(ctx, &name, key, &buf, expiry)?;
         }
-        // SAFETY: live context; RECORD is deterministic, so it replicates as sent.
-        unsafe {
-            rm!(RedisModule_ReplicateVerbatim)(ctx);
-        }
+        // RECORD is deterministic, so it replicates as sent.
+        replicate_verbatim(ctx);
         reply.ok();
         Ok(())
     })

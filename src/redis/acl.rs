@@ -21,18 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redis_module::raw;
 
-use crate::command::CmdError;
-use crate::reply::rm;
-use crate::store::{Key, Mode, OwnedString};
-
-#[derive(Debug, Clone, Copy)]
-pub enum Access {
-    Read,
-    Write,
-    /// Changes the key and replies with what it read (as `INCR` does).
-    ReadWrite,
-    Delete,
-}
+use crate::error::CmdError;
+use crate::redis::command::KeyAccess;
+use crate::redis::store::{Key, OwnedString};
 
 /// The user of the current call.
 pub struct CurrentUser {
@@ -68,16 +59,20 @@ impl CurrentUser {
         }
     }
 
-    pub fn check(&self, key: &OwnedString, access: Access) -> Result<(), CmdError> {
+    /// Checks `access` on `key`. Writes that do not read (`Overwrite`,
+    /// `Update`) may create the key as well as change it.
+    pub fn check(&self, key: &OwnedString, access: KeyAccess) -> Result<(), CmdError> {
         let flags = match access {
-            Access::Read => raw::REDISMODULE_CMD_KEY_ACCESS,
-            Access::Write => raw::REDISMODULE_CMD_KEY_INSERT | raw::REDISMODULE_CMD_KEY_UPDATE,
-            Access::ReadWrite => {
+            KeyAccess::Read => raw::REDISMODULE_CMD_KEY_ACCESS,
+            KeyAccess::Overwrite | KeyAccess::Update => {
+                raw::REDISMODULE_CMD_KEY_INSERT | raw::REDISMODULE_CMD_KEY_UPDATE
+            }
+            KeyAccess::ReadUpdate => {
                 raw::REDISMODULE_CMD_KEY_ACCESS
                     | raw::REDISMODULE_CMD_KEY_INSERT
                     | raw::REDISMODULE_CMD_KEY_UPDATE
             }
-            Access::Delete => raw::REDISMODULE_CMD_KEY_DELETE,
+            KeyAccess::Delete => raw::REDISMODULE_CMD_KEY_DELETE,
         };
         // SAFETY: live user and key name.
         let status = unsafe {
@@ -92,10 +87,10 @@ impl CurrentUser {
         let bytes = key.bytes();
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(128)]).into_owned();
         let what = match access {
-            Access::Read => "read",
-            Access::Write => "write",
-            Access::ReadWrite => "read and write",
-            Access::Delete => "delete",
+            KeyAccess::Read => "read",
+            KeyAccess::Overwrite | KeyAccess::Update => "write",
+            KeyAccess::ReadUpdate => "read and write",
+            KeyAccess::Delete => "delete",
         };
         Err(CmdError::msg(format!(
             "NOPERM this user has no permissions to {what} the '{shown}' key"
@@ -257,7 +252,7 @@ fn replaying(ctx: *mut raw::RedisModuleCtx) -> bool {
 /// is named in the error and nothing else is checked.
 pub fn check_keys(
     ctx: *mut raw::RedisModuleCtx,
-    keys: &[(&OwnedString, Access)],
+    keys: &[(&OwnedString, KeyAccess)],
 ) -> Result<(), CmdError> {
     if let Some(user) = CurrentUser::of(ctx)? {
         for (key, access) in keys {
@@ -309,16 +304,13 @@ pub fn may_run(ctx: *mut raw::RedisModuleCtx, argv: &[&str], what: &str) -> Resu
 }
 
 /// Opens one built key after checking the current user may use it as `access`
-/// asks: read access opens it for reading, write and delete for writing.
+/// asks (the command's declared access, [`crate::redis::command::Args::access`]),
+/// in the mode that access opens keys with.
 pub fn open_checked(
     ctx: *mut raw::RedisModuleCtx,
     name: &OwnedString,
-    access: Access,
+    access: KeyAccess,
 ) -> Result<Key, CmdError> {
     check_keys(ctx, &[(name, access)])?;
-    let mode = match access {
-        Access::Read => Mode::Read,
-        Access::Write | Access::ReadWrite | Access::Delete => Mode::Write,
-    };
-    Ok(Key::open(ctx, name, mode))
+    Ok(Key::open(ctx, name, access.mode()))
 }

@@ -12,7 +12,7 @@ use redis_module::{enum_configuration, Context, RedisError, RedisString};
 use crate::args::parse_ll;
 use crate::keys::KeyStyle;
 use crate::policy::Policies;
-use crate::store::OwnedString;
+use crate::redis::store::OwnedString;
 
 pub const DEFAULT_POLICIES: &str = "default:100/60 search:20/60 upload:5/60";
 /// Ten years: longer TTLs are almost certainly a unit mistake.

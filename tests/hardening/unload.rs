@@ -1,0 +1,118 @@
+//! MODULE UNLOAD and loading again.
+
+use super::*;
+
+fn threads(s: &Server) -> usize {
+    let pid = s.pid().expect("running");
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn module_listed(c: &mut RawConn) -> bool {
+    call(c, &["MODULE", "LIST"])
+        .flat()
+        .iter()
+        .any(|f| f == "cachekit")
+}
+
+#[test]
+fn module_unload_is_clean_and_the_module_loads_again() {
+    let module = common::module_path();
+    let module = module.to_str().unwrap();
+    for flavor in Flavor::ALL {
+        let s = Server::with(
+            flavor,
+            Options {
+                load_module: false,
+                server_args: vec!["--enable-module-command".into(), "yes".into()],
+                ..Options::default()
+            },
+        );
+        let mut c = RawConn::connect(s.port);
+        let threads_before = threads(&s);
+        assert_eq!(
+            call(&mut c, &["MODULE", "LOAD", module, "user-ttl", "900"]),
+            ok()
+        );
+        assert_eq!(threads(&s), threads_before, "the module started a thread");
+        assert_eq!(call(&mut c, &["CACHE.SETUSER", "1", r#"{"a":1}"#]), ok());
+        assert!(!call(&mut c, &["RATELIMIT.CHECK", "1"]).is_error());
+        assert_eq!(call(&mut c, &["CACHE.GETUSER", "1"]), bulk(r#"{"a":1}"#));
+        assert_eq!(
+            call(&mut c, &["CONFIG", "SET", "cachekit.session-ttl", "77"]),
+            ok()
+        );
+        let state = call(&mut c, &["GET", "rate_limit:default:1"]);
+
+        assert_eq!(call(&mut c, &["MODULE", "UNLOAD", "cachekit"]), ok());
+        assert!(!module_listed(&mut c));
+        expect_error(
+            &call(&mut c, &["CACHE.GETUSER", "1"]),
+            "ERR unknown command",
+        );
+        assert_eq!(
+            call(&mut c, &["CONFIG", "GET", "cachekit.*"]),
+            Resp::Array(vec![]),
+            "configs are gone with the module"
+        );
+        assert_eq!(
+            call(&mut c, &["GET", "user:1"]),
+            bulk(r#"{"a":1}"#),
+            "data stays"
+        );
+        assert_eq!(threads(&s), threads_before);
+        let used_after_first = info_field(&mut c, "memory", "used_memory")
+            .parse::<i64>()
+            .unwrap();
+
+        // Load again with other arguments: fresh configs and counters, same data.
+        assert_eq!(
+            call(&mut c, &["MODULE", "LOAD", module, "user-ttl", "60"]),
+            ok()
+        );
+        assert!(module_listed(&mut c));
+        assert_eq!(
+            call(&mut c, &["CONFIG", "GET", "cachekit.user-ttl"]),
+            Resp::Array(vec![bulk("cachekit.user-ttl"), bulk("60")])
+        );
+        assert_eq!(
+            call(&mut c, &["CONFIG", "GET", "cachekit.session-ttl"]),
+            Resp::Array(vec![bulk("cachekit.session-ttl"), bulk("3600")])
+        );
+        let stats = call(&mut c, &["CACHE.STATS"]).flat();
+        assert_eq!(
+            stats[..2],
+            ["hits", "0"],
+            "counters start from zero after a reload: {stats:?}"
+        );
+        assert_eq!(call(&mut c, &["CACHE.GETUSER", "1"]), bulk(r#"{"a":1}"#));
+        assert_eq!(call(&mut c, &["GET", "rate_limit:default:1"]), state);
+        let info = call(&mut c, &["RATELIMIT.INFO", "1"]);
+        assert!(matches!(info, Resp::Map(_) | Resp::Array(_)), "{info:?}");
+
+        // Repeated cycles leak nothing measurable and leave no thread behind.
+        for _ in 0..20 {
+            assert_eq!(call(&mut c, &["MODULE", "UNLOAD", "cachekit"]), ok());
+            assert_eq!(call(&mut c, &["MODULE", "LOAD", module]), ok());
+            assert!(!call(&mut c, &["RATELIMIT.CHECK", "1"]).is_error());
+        }
+        assert_eq!(call(&mut c, &["MODULE", "UNLOAD", "cachekit"]), ok());
+        assert_eq!(threads(&s), threads_before);
+        let used = info_field(&mut c, "memory", "used_memory")
+            .parse::<i64>()
+            .unwrap();
+        eprintln!(
+            "{flavor:?}: used_memory after 1 unload {used_after_first}, after 21: {used} ({} per cycle)",
+            (used - used_after_first) / 20
+        );
+        assert!(
+            used - used_after_first < 20 * 4096,
+            "{flavor:?}: unload/load cycles leak: {used_after_first} -> {used}"
+        );
+        // Unloading what is not loaded is refused with Redis's own reason.
+        expect_error(&call(&mut c, &["MODULE", "UNLOAD", "cachekit"]), "ERR");
+        assert_eq!(call(&mut c, &["PING"]), Resp::Simple(b"PONG".to_vec()));
+        s.assert_log_clean();
+    }
+}
