@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 import pytest
-from helpers import eventually
+from helpers import eventually, settled
 from servers import Server
 
 from redis_cachekit import CacheManager, QueryCacheService, UserCacheService
@@ -58,7 +58,7 @@ async def test_bad_arguments_raise(manager: CacheManager) -> None:
     with pytest.raises(TypeError):
         await users.get_user(1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        await users.get_user("")  # type: ignore[arg-type]
+        await users.get_user("")
     with pytest.raises(TypeError):
         await q.get_search_results(b"q", 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -79,7 +79,7 @@ async def test_a_server_that_goes_away_and_comes_back(
 ) -> None:
     async with CacheManager(fresh_server.url, ping_interval=0.2) as m:
         users = UserCacheService(m)
-        await users.set_user(1, {"v": 1})
+        await settled(m, users.set_user(1, {"v": 1}))
         assert await users.get_user(1) == {"v": 1}
         assert "user:1" in m.memory_cache
         fresh_server.stop()
@@ -95,7 +95,7 @@ async def test_a_server_that_goes_away_and_comes_back(
         fresh_server.start()  # empty: no persistence
         assert await eventually(lambda: m.tier_live, 10)
         assert await users.get_user(1) is None
-        await users.set_user(1, {"v": 3})
+        await settled(m, users.set_user(1, {"v": 3}))
         # The tier is in use again once the write's own invalidation is in.
         for _ in range(100):
             assert await users.get_user(1) == {"v": 3}

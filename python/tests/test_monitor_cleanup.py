@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from helpers import settled
 from servers import Server
 
 from redis_cachekit import (
@@ -26,7 +27,7 @@ REPORT_KEYS = {
 
 async def test_the_report_has_the_original_keys(manager: CacheManager) -> None:
     users = UserCacheService(manager)
-    await users.set_user(1, {"a": 1})
+    await settled(manager, users.set_user(1, {"a": 1}))
     for _ in range(3):
         await users.get_user(1)
     await users.get_user(2)

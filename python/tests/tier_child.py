@@ -23,11 +23,11 @@ async def main(url: str, user_id: int) -> None:
         dropped_at = 0.0
         invalidate = tier.invalidate
 
-        def recording(key: str) -> None:
+        def recording(key: str, *, local: bool = False) -> None:
             nonlocal dropped_at
-            if key == f"user:{user_id}":
+            if key == f"user:{user_id}" and not local:
                 dropped_at = time.time()
-            invalidate(key)
+            invalidate(key, local=local)
 
         tier.invalidate = recording  # type: ignore[method-assign]
         loop = asyncio.get_running_loop()

@@ -3,11 +3,9 @@
 The memory tier needs a key's name before any round trip, so the package
 builds the names itself: ``plain`` keys are the original services' keys byte
 for byte; ``tagged`` keys carry the Redis Cluster hash tag the module adds.
-Both are checked against the server's ``CACHE.KEY`` in the tests.
-
-The tier files its entries under :func:`canonical` names, which are the same
-for a key in either style, so an invalidation finds its entry whatever style
-the server used when it was read or changed.
+Both are checked against the server's ``CACHE.KEY`` in the tests. The memory
+tier files its entries under these exact names, which are the names the
+server's invalidations carry.
 """
 
 from __future__ import annotations
@@ -32,13 +30,18 @@ TRANSLATION_PREFIX = "translation:"
 EMBEDDING_PREFIX = "embedding:"
 RATELIMIT_PREFIX = "rate_limit:"
 
-# Kinds whose tagged key only wraps the id in braces: `user:{42}`.
-_ID_TAGGED = (USER_PREFIX, PERMISSIONS_PREFIX, SESSION_PREFIX, USER_ROLES_PREFIX, DOCUMENTS_PREFIX)
-# Kinds whose tagged key puts a `{tag}` group right after the prefix: `search:{42}<md5>`.
-_GROUP_TAGGED = (SEARCH_PREFIX, RAG_PREFIX, TRANSLATION_PREFIX, EMBEDDING_PREFIX)
-
 #: The prefixes of every cached kind: what the memory tier tracks.
-CACHED_PREFIXES: tuple[str, ...] = _ID_TAGGED + _GROUP_TAGGED
+CACHED_PREFIXES: tuple[str, ...] = (
+    USER_PREFIX,
+    PERMISSIONS_PREFIX,
+    SESSION_PREFIX,
+    USER_ROLES_PREFIX,
+    DOCUMENTS_PREFIX,
+    SEARCH_PREFIX,
+    RAG_PREFIX,
+    TRANSLATION_PREFIX,
+    EMBEDDING_PREFIX,
+)
 
 SLOTS = 16384
 _TAG_ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyz"
@@ -136,19 +139,6 @@ class KeyScheme:
         return f"{RATELIMIT_PREFIX}{action}:{self._id(identifier)}"
 
 
-def canonical(key: str) -> str:
-    """The name the memory tier files a key under: the same for the plain and
-    the tagged form of one key. Two different keys may share a canonical name
-    (an id that itself holds braces); that only costs an extra invalidation."""
-    for prefix in _ID_TAGGED:
-        if key.startswith(prefix):
-            if "{" in key or "}" in key:
-                return key.replace("{", "").replace("}", "")
-            return key
-    for prefix in _GROUP_TAGGED:
-        if key.startswith(prefix) and key[len(prefix) : len(prefix) + 1] == "{":
-            end = key.find("}", len(prefix))
-            if end > 0:
-                return prefix + key[end + 1 :]
-            return key
-    return key
+def style_of(probe: bytes | str) -> KeyStyle:
+    """The key style from the server's answer to ``CACHE.KEY user 0``."""
+    return "tagged" if probe in (b"user:{0}", "user:{0}") else "plain"

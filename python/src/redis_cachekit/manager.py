@@ -17,9 +17,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
-from .keys import CACHED_PREFIXES, KeyScheme, KeyStyle, canonical
+from .keys import CACHED_PREFIXES, KeyScheme, KeyStyle, style_of
 from .settings import CacheLevel
-from .tier import MemoryTier
+from .tier import MemoryTier, Ticket
 from .tracking import Tracker
 
 logger = logging.getLogger("redis_cachekit")
@@ -75,6 +75,8 @@ class CacheManager:
 
         self.redis_pool: redis.ConnectionPool | None = None
         self.redis_client: Any
+        # A client passed in is the caller's to close; one made here is ours.
+        self._owns_client = client is None
         if client is not None:
             self.redis_client = client
             if isinstance(client, redis.Redis):
@@ -109,8 +111,11 @@ class CacheManager:
                 ping_interval=ping_interval,
                 on_connect=self._learn_style,
             )
-        self._reads: dict[str, asyncio.Task[Any]] = {}
+        # Reads in flight, shared by callers that come while no invalidation
+        # of the key has been seen since the read was sent.
+        self._reads: dict[str, tuple[asyncio.Task[tuple[bool, Any]], Ticket]] = {}
         self._flights: dict[str, asyncio.Task[Any]] = {}
+        self._style_task: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -133,12 +138,19 @@ class CacheManager:
         return await self._tracker.wait_ready(timeout)
 
     async def close(self) -> None:
+        """Stops tracking (the tier is emptied and stays off), lets reads in
+        flight finish, and closes the connections this manager opened."""
         self._closed = True
         if self._tracker is not None:
             await self._tracker.stop()
-        for t in list(self._reads.values()) + list(self._flights.values()):
-            t.cancel()
-        await self.redis_client.aclose()
+        self.memory_cache.set_live(False)
+        reads = [task for task, _ in self._reads.values()]
+        if reads:
+            await asyncio.wait(reads, timeout=5)
+        if self._owns_client:
+            await self.redis_client.aclose()
+            if self.redis_pool is not None:
+                await self.redis_pool.disconnect()
 
     async def __aenter__(self) -> CacheManager:
         await self.start()
@@ -148,8 +160,13 @@ class CacheManager:
         await self.close()
 
     def _ensure_started(self) -> None:
-        if self._tracker is not None and not self._closed and not self._tracker.running:
-            self._tracker.start()
+        if self._closed:
+            return
+        if self._tracker is not None:
+            if not self._tracker.running:
+                self._tracker.start()
+        elif self._style_task is None:
+            self._style_task = asyncio.get_running_loop().create_task(self._learn_style(None))
 
     async def _learn_style(self, conn: AbstractConnection | None) -> None:
         """The server's `cachekit.key-style`, read through `CACHE.KEY` (which
@@ -163,31 +180,51 @@ class CacheManager:
         except ResponseError as e:
             logger.warning("cachekit: CACHE.KEY failed (%s); assuming key-style plain", e)
             return
-        self.keys.style = "tagged" if key in (b"user:{0}", "user:{0}") else "plain"
+        except Exception as e:
+            if conn is not None:
+                raise
+            logger.warning("cachekit: cannot read the key style (%s)", e)
+            return
+        self._use_style(style_of(key))
+
+    def _use_style(self, style: KeyStyle) -> None:
+        if style != self.keys.style:
+            # Entries were filed under the other style's names.
+            self.keys.style = style
+            self.memory_cache.clear()
 
     # -- the tracked read --------------------------------------------------
-    def _trackable(self, key: str) -> bool:
-        return key.startswith(self._tracked)
-
-    async def read(self, key: str, command: Sequence[Any], *, use_memory: bool = True) -> Any:
+    async def read(
+        self,
+        key: str,
+        command: Sequence[Any],
+        *,
+        use_memory: bool = True,
+        styled: bool = True,
+    ) -> Any:
         """Reads `key` through the memory tier, else by `command` (a GET or a
-        module GET of that key), counting a hit or a miss. A failed read or a
-        value that is not JSON is a logged miss."""
+        module GET of that key), counting a hit or a miss. `styled`: `key` was
+        built in the server's key style (checked with the read). A failed read
+        or a value that is not JSON is a logged miss."""
         self._ensure_started()
-        ckey = canonical(key)
+        tier = self.memory_cache
         if use_memory:
-            entry = self.memory_cache.get(ckey)
+            entry = tier.get(key)
             if entry is not None:
                 self.cache_stats["hits"] += 1
                 self.cache_stats["memory_hits"] += 1
                 return entry.value
-        task = self._reads.get(ckey)
-        if task is None:
+        shared = self._reads.get(key)
+        if shared is not None and not shared[0].done() and tier.valid(shared[1]):
+            task = shared[0]
+        else:
+            # Begun before the task runs, so the ticket predates the request.
+            ticket = tier.begin(key)
             task = asyncio.get_running_loop().create_task(
-                self._fetch(key, ckey, tuple(command), use_memory)
+                self._fetch(key, tuple(command), ticket, use_memory, styled)
             )
-            self._reads[ckey] = task
-            task.add_done_callback(lambda t: self._reads_done(ckey, t))
+            self._reads[key] = (task, ticket)
+            task.add_done_callback(lambda t: self._read_done(key, t))
         found, value = await asyncio.shield(task)
         if found:
             self.cache_stats["hits"] += 1
@@ -196,34 +233,38 @@ class CacheManager:
             self.cache_stats["misses"] += 1
         return value
 
-    def _reads_done(self, ckey: str, task: asyncio.Task[Any]) -> None:
-        if self._reads.get(ckey) is task:
-            del self._reads[ckey]
+    def _read_done(self, key: str, task: asyncio.Task[Any]) -> None:
+        shared = self._reads.get(key)
+        if shared is not None and shared[0] is task:
+            del self._reads[key]
 
     async def _fetch(
-        self, key: str, ckey: str, command: tuple[Any, ...], use_memory: bool
+        self, key: str, command: tuple[Any, ...], ticket: Ticket, use_memory: bool, styled: bool
     ) -> tuple[bool, Any]:
         tier = self.memory_cache
-        store = use_memory and tier.live and self._trackable(key)
-        ticket = tier.begin(ckey)
+        store = use_memory and ticket.live and key.startswith(self._tracked)
         try:
             if store:
+                # One round trip: the value, how long its key lives, and (for a
+                # module read) the key style the module used for it.
                 pipe = self.redis_client.pipeline(transaction=False)
                 pipe.execute_command(*command)
                 pipe.pttl(key)
-                raw, pttl = await pipe.execute()
+                if styled:
+                    pipe.execute_command("CACHE.KEY", "user", "0")
+                replies = await pipe.execute()
+                raw, pttl = replies[0], replies[1]
+                if styled and style_of(replies[2]) != self.keys.style:
+                    self._use_style(style_of(replies[2]))
+                    store = False
             else:
-                raw, pttl = await self.redis_client.execute_command(*command), None
+                raw, pttl = await self.redis_client.execute_command(*command), -2
             if raw is None:
                 return False, None
             value = json.loads(raw)
-            if store and pttl is not None:
-                if pttl == -2:
-                    # The value came from another key name: the key style changed.
-                    await self._learn_style(None)
-                else:
-                    ttl = self.memory_ttl if pttl < 0 else min(self.memory_ttl, pttl / 1000.0)
-                    tier.put_read(ticket, value, ttl)
+            if store and pttl != -2:
+                ttl = self.memory_ttl if pttl < 0 else min(self.memory_ttl, pttl / 1000.0)
+                tier.put_read(ticket, value, ttl)
             return True, value
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             logger.warning("cachekit: value at %r is not JSON (%s): treated as a miss", key, e)
@@ -235,11 +276,19 @@ class CacheManager:
             tier.end(ticket)
 
     def forget(self, key: str) -> None:
-        """Drops `key` from this process at once (before the server's
-        invalidation arrives), and makes later reads start afresh."""
-        ckey = canonical(key)
-        self.memory_cache.invalidate(ckey)
-        self._reads.pop(ckey, None)
+        """Drops `key` from this process and spoils every read of it in flight.
+        Writers call it before sending and again after the reply, so a read
+        that reached the server before the write cannot be stored after it."""
+        self.memory_cache.invalidate(key, local=True)
+        self._reads.pop(key, None)
+
+    async def write(self, key: str, command: Sequence[Any]) -> Any:
+        """Runs a command that changes `key`, keeping read-your-writes."""
+        self.forget(key)
+        try:
+            return await self.redis_client.execute_command(*command)
+        finally:
+            self.forget(key)
 
     async def load_once(
         self,
@@ -247,19 +296,30 @@ class CacheManager:
         get: Callable[[], Awaitable[T | None]],
         loader: Callable[[], Awaitable[T]],
         store: Callable[[T], Awaitable[Any]],
+        key: str | None = None,
     ) -> T | None:
         """Single flight: concurrent callers with one `flight` name share one
-        get, one loader call and one store."""
+        get, one loader call and one store. When `key` changes anywhere while
+        the loader runs, the loaded value is returned but not stored: it may be
+        older than the change."""
 
         async def run() -> T | None:
-            value = await get()
-            if value is not None:
-                return value
-            loaded = loader()
-            result: T | None = await loaded if inspect.isawaitable(loaded) else loaded
-            if result is not None:
-                await store(result)
-            return result
+            ticket = self.memory_cache.begin(key) if key is not None else None
+            try:
+                value = await get()
+                if value is not None:
+                    return value
+                loaded = loader()
+                result: T | None = await loaded if inspect.isawaitable(loaded) else loaded
+                if result is not None:
+                    if ticket is None or not ticket.live or self.memory_cache.valid(ticket):
+                        await store(result)
+                    else:
+                        logger.info("cachekit: %r changed while loading; not stored", key)
+                return result
+            finally:
+                if ticket is not None:
+                    self.memory_cache.end(ticket)
 
         task = self._flights.get(flight)
         if task is None:
@@ -287,7 +347,7 @@ class CacheManager:
         Redis value only for keys under the tracked prefixes."""
         self._ensure_started()
         if cache_level in (CacheLevel.MEMORY, CacheLevel.REDIS):
-            entry = self.memory_cache.get(canonical(key))
+            entry = self.memory_cache.get(key)
             if entry is not None:
                 self.cache_stats["hits"] += 1
                 self.cache_stats["memory_hits"] += 1
@@ -296,7 +356,9 @@ class CacheManager:
             self.cache_stats["misses"] += 1
             return None
         if deserializer == "json":
-            return await self.read(key, ("GET", key), use_memory=cache_level is CacheLevel.REDIS)
+            return await self.read(
+                key, ("GET", key), use_memory=cache_level is CacheLevel.REDIS, styled=False
+            )
         try:
             raw = await self.redis_client.get(key)
         except Exception as e:
@@ -330,19 +392,17 @@ class CacheManager:
         self._ensure_started()
         try:
             if cache_level is CacheLevel.MEMORY:
-                self.memory_cache.put_local(canonical(key), value, min(ttl, self.memory_ttl))
+                self.memory_cache.put_local(key, value, min(ttl, self.memory_ttl))
                 return True
-            self.forget(key)
-            await self.redis_client.setex(key, ttl, self._serialize(value, serializer))
+            await self.write(key, ("SETEX", key, ttl, self._serialize(value, serializer)))
             return True
         except Exception as e:
             logger.warning("cachekit: set %r failed (%s)", key, e)
             return False
 
     async def delete(self, key: str) -> bool:
-        self.forget(key)
         try:
-            await self.redis_client.delete(key)
+            await self.write(key, ("DEL", key))
             return True
         except Exception as e:
             logger.warning("cachekit: delete %r failed (%s)", key, e)
@@ -363,7 +423,7 @@ class CacheManager:
         async def store(value: T) -> None:
             await self.set(key, value, ttl)
 
-        return await self.load_once("get:" + key, get, loader, store)
+        return await self.load_once("get:" + key, get, loader, store, key)
 
     async def get_stats(self) -> dict[str, Any]:
         total = self.cache_stats["hits"] + self.cache_stats["misses"]

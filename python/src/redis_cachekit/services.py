@@ -47,9 +47,8 @@ class _Service:
         args: list[Any] = [*command, json.dumps(value, ensure_ascii=False)]
         if ttl:
             args += ["TTL", ttl]
-        self.cache.forget(key)
         try:
-            await self.cache.redis_client.execute_command(*args)
+            await self.cache.write(key, args)
             return True
         except Exception as e:
             logger.warning("cachekit: %s failed (%s)", command[0], e)
@@ -62,7 +61,7 @@ class _Service:
         loader: Callable[[], Awaitable[T]],
         store: Callable[[T], Awaitable[Any]],
     ) -> T | None:
-        return await self.cache.load_once(key, get, loader, store)
+        return await self.cache.load_once(key, get, loader, store, key)
 
 
 class UserCacheService(_Service):
@@ -71,27 +70,27 @@ class UserCacheService(_Service):
         self.user_ttl: int | None = None
         self.session_ttl: int | None = None
 
-    async def get_user(self, user_id: int) -> dict[str, Any] | None:
+    async def get_user(self, user_id: int | str) -> dict[str, Any] | None:
         uid = ident(user_id, "user_id")
         value: dict[str, Any] | None = await self.cache.read(
             self.cache.keys.user(uid), ("CACHE.GETUSER", uid)
         )
         return value
 
-    async def set_user(self, user_id: int, user_data: dict[str, Any]) -> bool:
+    async def set_user(self, user_id: int | str, user_data: dict[str, Any]) -> bool:
         uid = ident(user_id, "user_id")
         return await self._write(
             self.cache.keys.user(uid), ("CACHE.SETUSER", uid), user_data, self.user_ttl
         )
 
-    async def get_user_permissions(self, user_id: int) -> list[str] | None:
+    async def get_user_permissions(self, user_id: int | str) -> list[str] | None:
         uid = ident(user_id, "user_id")
         value: list[str] | None = await self.cache.read(
             self.cache.keys.permissions(uid), ("CACHE.GETPERMISSIONS", uid)
         )
         return value
 
-    async def set_user_permissions(self, user_id: int, permissions: list[str]) -> bool:
+    async def set_user_permissions(self, user_id: int | str, permissions: list[str]) -> bool:
         uid = ident(user_id, "user_id")
         return await self._write(
             self.cache.keys.permissions(uid),
@@ -100,14 +99,14 @@ class UserCacheService(_Service):
             self.user_ttl,
         )
 
-    async def get_user_session(self, telegram_id: int) -> dict[str, Any] | None:
+    async def get_user_session(self, telegram_id: int | str) -> dict[str, Any] | None:
         tid = ident(telegram_id, "telegram_id")
         value: dict[str, Any] | None = await self.cache.read(
             self.cache.keys.session(tid), ("CACHE.GETSESSION", tid)
         )
         return value
 
-    async def set_user_session(self, telegram_id: int, session_data: dict[str, Any]) -> bool:
+    async def set_user_session(self, telegram_id: int | str, session_data: dict[str, Any]) -> bool:
         tid = ident(telegram_id, "telegram_id")
         return await self._write(
             self.cache.keys.session(tid),
@@ -116,49 +115,52 @@ class UserCacheService(_Service):
             self.session_ttl,
         )
 
-    async def invalidate_user_cache(self, user_id: int) -> bool:
+    async def invalidate_user_cache(self, user_id: int | str) -> bool:
         """Deletes the user's record, permissions, session and user-with-roles
         keys in one atomic step (``CACHE.INVALIDATEUSER``)."""
         uid = ident(user_id, "user_id")
-        keys = self.cache.keys
-        for key in (keys.user(uid), keys.permissions(uid), keys.session(uid)):
+        k = self.cache.keys
+        keys = (k.user(uid), k.permissions(uid), k.session(uid), k.user_with_roles(uid))
+        for key in keys:
             self.cache.forget(key)
-        self.cache.forget(keys.user_with_roles(uid))
         try:
             await self.cache.redis_client.execute_command("CACHE.INVALIDATEUSER", uid)
             return True
         except Exception as e:
             logger.warning("cachekit: CACHE.INVALIDATEUSER failed (%s)", e)
             return False
+        finally:
+            for key in keys:
+                self.cache.forget(key)
 
     # -- single-flight loaders ----------------------------------------------
     async def get_or_set_user(
-        self, user_id: int, loader: Callable[[], Awaitable[dict[str, Any]]]
+        self, user_id: int | str, loader: Callable[[], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any] | None:
         """The cached user, or `loader()`'s result, stored; concurrent misses
         of one user call the loader once."""
         return await self._load_once(
-            "user:" + ident(user_id, "user_id"),
+            self.cache.keys.user(ident(user_id, "user_id")),
             lambda: self.get_user(user_id),
             loader,
             lambda v: self.set_user(user_id, v),
         )
 
     async def get_or_set_user_permissions(
-        self, user_id: int, loader: Callable[[], Awaitable[list[str]]]
+        self, user_id: int | str, loader: Callable[[], Awaitable[list[str]]]
     ) -> list[str] | None:
         return await self._load_once(
-            "user_permissions:" + ident(user_id, "user_id"),
+            self.cache.keys.permissions(ident(user_id, "user_id")),
             lambda: self.get_user_permissions(user_id),
             loader,
             lambda v: self.set_user_permissions(user_id, v),
         )
 
     async def get_or_set_user_session(
-        self, telegram_id: int, loader: Callable[[], Awaitable[dict[str, Any]]]
+        self, telegram_id: int | str, loader: Callable[[], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any] | None:
         return await self._load_once(
-            "session:" + ident(telegram_id, "telegram_id"),
+            self.cache.keys.session(ident(telegram_id, "telegram_id")),
             lambda: self.get_user_session(telegram_id),
             loader,
             lambda v: self.set_user_session(telegram_id, v),
@@ -180,7 +182,7 @@ class QueryCacheService(_Service):
         return ["FILTERS", json.dumps(filters, sort_keys=True)]
 
     async def get_search_results(
-        self, query: str, user_id: int, filters: dict[str, Any] | None = None
+        self, query: str, user_id: int | str, filters: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         q, uid = text_arg(query, "query"), ident(user_id, "user_id")
         command = ("CACHE.GETSEARCH", q, uid, *self._filters_args(filters))
@@ -192,7 +194,7 @@ class QueryCacheService(_Service):
     async def set_search_results(
         self,
         query: str,
-        user_id: int,
+        user_id: int | str,
         results: dict[str, Any],
         filters: dict[str, Any] | None = None,
     ) -> bool:
@@ -204,16 +206,15 @@ class QueryCacheService(_Service):
         args += filters_args
         if self.search_ttl:
             args += ["TTL", self.search_ttl]
-        self.cache.forget(key)
         try:
-            await self.cache.redis_client.execute_command(*args)
+            await self.cache.write(key, args)
             return True
         except Exception as e:
             logger.warning("cachekit: CACHE.SETSEARCH failed (%s)", e)
             return False
 
     async def get_rag_response(
-        self, query: str, user_id: int, context_hash: str
+        self, query: str, user_id: int | str, context_hash: str
     ) -> dict[str, Any] | None:
         q, uid = text_arg(query, "query"), ident(user_id, "user_id")
         ctx = text_arg(context_hash, "context_hash")
@@ -223,7 +224,7 @@ class QueryCacheService(_Service):
         return value
 
     async def set_rag_response(
-        self, query: str, user_id: int, context_hash: str, response: dict[str, Any]
+        self, query: str, user_id: int | str, context_hash: str, response: dict[str, Any]
     ) -> bool:
         q, uid = text_arg(query, "query"), ident(user_id, "user_id")
         ctx = text_arg(context_hash, "context_hash")
@@ -235,7 +236,7 @@ class QueryCacheService(_Service):
         )
 
     def _generate_search_cache_key(
-        self, query: str, user_id: int, filters: dict[str, Any] | None = None
+        self, query: str, user_id: int | str, filters: dict[str, Any] | None = None
     ) -> str:
         """The key of a search, in the server's key style as last seen."""
         return self.cache.keys.search(query, ident(user_id, "user_id"), filters)
@@ -243,7 +244,7 @@ class QueryCacheService(_Service):
     async def get_or_set_search_results(
         self,
         query: str,
-        user_id: int,
+        user_id: int | str,
         loader: Callable[[], Awaitable[dict[str, Any]]],
         filters: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
@@ -257,7 +258,7 @@ class QueryCacheService(_Service):
     async def get_or_set_rag_response(
         self,
         query: str,
-        user_id: int,
+        user_id: int | str,
         context_hash: str,
         loader: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any] | None:

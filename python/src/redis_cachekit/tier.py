@@ -126,9 +126,12 @@ class MemoryTier:
             self._entries.popitem(last=False)
 
     # -- invalidation ------------------------------------------------------
-    def invalidate(self, key: str) -> None:
+    def invalidate(self, key: str, *, local: bool = False) -> None:
+        """Drops `key` and spoils its reads in flight. `invalidations` counts
+        the server's messages; `local` ones come from this process's writes."""
         self._seq += 1
-        self.invalidations += 1
+        if not local:
+            self.invalidations += 1
         self._entries.pop(key, None)
         if key in self._inflight:
             self._invalidated_at[key] = self._seq

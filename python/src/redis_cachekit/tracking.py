@@ -23,7 +23,6 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
-from .keys import canonical
 from .tier import MemoryTier
 
 logger = logging.getLogger("redis_cachekit")
@@ -79,6 +78,8 @@ class Tracker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._ready.clear()
+        self._tier.set_live(False)
         await self._drop()
 
     # -- the loop ----------------------------------------------------------
@@ -134,6 +135,23 @@ class Tracker:
     async def _session(self) -> None:
         conn = self._new_connection()
         self._conn = conn
+        # Setting up has no pinger yet: a server that accepts and stays silent
+        # must not stall the loop.
+        await asyncio.wait_for(self._subscribe(conn), max(5.0, 5 * self._ping_interval))
+        self.connects += 1
+        self._last_seen = time.monotonic()
+        # Invalidations sent from here on reach us: the tier may be used.
+        self._tier.set_live(True)
+        self._ready.set()
+        pinger = asyncio.get_running_loop().create_task(self._ping(conn))
+        try:
+            await self._read(conn)
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pinger
+
+    async def _subscribe(self, conn: AbstractConnection) -> None:
         await conn.connect()  # type: ignore[no-untyped-call]
         client_id = int(await self._call(conn, "CLIENT", "ID"))
         await self._call(conn, "CLIENT", "SETNAME", CLIENT_NAME)
@@ -149,18 +167,6 @@ class Tracker:
         if not (isinstance(reply, list) and reply and reply[0] == b"subscribe"):
             raise ConnectionError(f"unexpected SUBSCRIBE reply {reply!r}")
         self.client_id = client_id
-        self.connects += 1
-        self._last_seen = time.monotonic()
-        # Invalidations sent from here on reach us: the tier may be used.
-        self._tier.set_live(True)
-        self._ready.set()
-        pinger = asyncio.get_running_loop().create_task(self._ping(conn))
-        try:
-            await self._read(conn)
-        finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pinger
 
     async def _read(self, conn: AbstractConnection) -> None:
         while True:
@@ -176,7 +182,7 @@ class Tracker:
                 else:
                     for k in keys:
                         key = k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k
-                        self._tier.invalidate(canonical(str(key)))
+                        self._tier.invalidate(str(key))
             elif kind in (b"unsubscribe", b"punsubscribe"):
                 raise ConnectionError("tracking channel unsubscribed")
 
