@@ -119,12 +119,22 @@ def zipf_users(rng: random.Random, n: int) -> list[int]:
 
 
 class Workload:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    """One update: a limiter check, a user read, a session read, and now and
+    then a session write, through either the package's services or the
+    original's (they share names and signatures)."""
+
+    def __init__(self, users: Any, limiter: Any, action: str) -> None:
+        self.users = users
+        self.limiter = limiter
+        self.action = action
         self.latencies: list[float] = []
 
     async def update(self, uid: int, write: bool) -> None:
-        raise NotImplementedError
+        await self.limiter.is_allowed(str(uid), 1000, 60, action=self.action)
+        await self.users.get_user(uid)
+        await self.users.get_user_session(uid)
+        if write:
+            await self.users.set_user_session(uid, {"state": "menu", "t": time.time()})
 
     async def run(self, ids: list[int], writes: list[bool]) -> dict[str, Any]:
         queue = list(zip(ids, writes, strict=True))
@@ -149,35 +159,6 @@ class Workload:
         }
 
 
-class PackageWorkload(Workload):
-    def __init__(self, name: str, m: CacheManager) -> None:
-        super().__init__(name)
-        self.m = m
-        self.users = UserCacheService(m)
-        self.limiter = RateLimiter(m)
-
-    async def update(self, uid: int, write: bool) -> None:
-        await self.limiter.is_allowed(str(uid), 1000, 60, action="bench")
-        await self.users.get_user(uid)
-        await self.users.get_user_session(uid)
-        if write:
-            await self.users.set_user_session(uid, {"state": "menu", "t": time.time()})
-
-
-class SeedWorkload(Workload):
-    def __init__(self, name: str, m: Any) -> None:
-        super().__init__(name)
-        self.users = seed.UserCacheService(m)
-        self.limiter = seed.RateLimiter(m)
-
-    async def update(self, uid: int, write: bool) -> None:
-        await self.limiter.is_allowed(str(uid), 1000, 60, action="bench_seed")
-        await self.users.get_user(uid)
-        await self.users.get_user_session(uid)
-        if write:
-            await self.users.set_user_session(uid, {"state": "menu", "t": time.time()})
-
-
 async def workload(url: str) -> None:
     print(
         f"\n## Bot-like workload: {UPDATES} updates, {CONCURRENCY} at once, {USERS} users "
@@ -196,14 +177,16 @@ async def workload(url: str) -> None:
     results = {}
     for name, size in (("package, memory tier", 1000), ("package, no tier", 0)):
         async with CacheManager(url, memory_cache_size=size) as m:
-            run = await PackageWorkload(name, m).run(ids, writes)
+            work = Workload(UserCacheService(m), RateLimiter(m), "bench")
+            run = await work.run(ids, writes)
             st = m.cache_stats
             reads = st["hits"] + st["misses"]
             run["hits"] = f"{st['memory_hits'] / reads:.0%}" if reads else "-"
             results[name] = run
     old = seed.CacheManager(url)
     try:
-        run = await SeedWorkload("original services (incoherent)", old).run(ids, writes)
+        work = Workload(seed.UserCacheService(old), seed.RateLimiter(old), "bench_seed")
+        run = await work.run(ids, writes)
         st = old.cache_stats
         reads = st["hits"] + st["misses"]
         run["hits"] = f"{st['memory_hits'] / reads:.0%}" if reads else "-"
