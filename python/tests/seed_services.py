@@ -214,3 +214,62 @@ class RateLimiter:
     async def get_rate_limit_info(self, identifier, action="default"):
         requests_data = await self.cache.get(f"rate_limit:{action}:{identifier}") or []
         return {"current_requests": len(requests_data), "requests_timestamps": requests_data}
+
+
+class CacheCleanupService:
+    def __init__(self, cache_manager):
+        self.cache = cache_manager
+        self.cleanup_interval = 3600
+        self.running = False
+
+    async def cleanup_expired_entries(self):
+        current_time = _utcnow()
+        expired_keys = [
+            key
+            for key, entry in self.cache.memory_cache.items()
+            if current_time > entry["expires_at"]
+        ]
+        for key in expired_keys:
+            del self.cache.memory_cache[key]
+        log.info(f"Cleaned up {len(expired_keys)} expired memory cache entries")
+        return len(expired_keys)
+
+    async def cleanup_memory_cache(self):
+        if len(self.cache.memory_cache) > self.cache.memory_cache_size:
+            sorted_items = sorted(
+                self.cache.memory_cache.items(), key=lambda x: x[1]["accessed_at"]
+            )
+            items_to_remove = len(sorted_items) // 5
+            for i in range(items_to_remove):
+                del self.cache.memory_cache[sorted_items[i][0]]
+
+    async def optimize_redis_memory(self):
+        memory_info = await self.cache.redis_client.info("memory")
+        used_memory = memory_info.get("used_memory", 0)
+        max_memory = memory_info.get("maxmemory", 0)
+        if max_memory > 0 and used_memory / max_memory > 0.8:
+            await self.cache.redis_client.execute_command("MEMORY", "PURGE")
+
+
+class CachePerformanceMonitor:
+    def __init__(self, cache_manager):
+        self.cache = cache_manager
+
+    async def collect_metrics(self):
+        cache_stats = await self.cache.get_stats()
+        redis_info = await self.cache.redis_client.info()
+        memory_info = await self.cache.redis_client.info("memory")
+        return {
+            "cache_stats": cache_stats,
+            "redis_info": {
+                "connected_clients": redis_info.get("connected_clients", 0),
+                "used_memory_human": memory_info.get("used_memory_human", "0B"),
+                "keyspace_hits": redis_info.get("keyspace_hits", 0),
+                "keyspace_misses": redis_info.get("keyspace_misses", 0),
+            },
+            "memory_cache": {
+                "size": len(self.cache.memory_cache),
+                "max_size": self.cache.memory_cache_size,
+                "usage_percent": len(self.cache.memory_cache) / self.cache.memory_cache_size * 100,
+            },
+        }

@@ -10,6 +10,7 @@ import json
 import logging
 import pickle
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
@@ -450,6 +451,16 @@ class CacheManager:
                 "tracking_losses": tracker.losses if tracker else 0,
             },
         }
+
+    # -- the original's helpers -----------------------------------------------
+    async def _set_memory_cache(self, key: str, value: Any, ttl: int) -> None:
+        """A process-local memory entry (as ``set(..., CacheLevel.MEMORY)``)."""
+        self.memory_cache.put_local(key, value, min(ttl, self.memory_ttl))
+
+    @staticmethod
+    def _is_expired(entry: Any) -> bool:
+        expires_at = entry["expires_at"]
+        return bool(datetime.now(timezone.utc).replace(tzinfo=None) > expires_at)
 
     # -- serialization (the original's) -------------------------------------
     @staticmethod

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class CacheLevel(Enum):
@@ -21,47 +22,47 @@ class CacheStrategy(Enum):
     WRITE_BACK = "write_back"
 
 
+def _env(name: str, default: Any) -> Any:
+    """The environment's value of `name`, as the type of `default`."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"{name}: expected a boolean, got {raw!r}")
+        return low in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{name}: expected an integer, got {raw!r}") from None
+    return raw
+
+
+def _setting(name: str, default: Any) -> Any:
+    return field(default_factory=lambda: _env(name, default))
+
+
 @dataclass
 class CacheSettings:
-    """The original ``CacheSettings`` fields and defaults. A plain dataclass;
-    :meth:`from_env` reads environment variables of the same names, as the
-    original's settings object did."""
+    """The original ``CacheSettings`` fields and defaults. As the original's
+    settings object, a field not given as an argument is read from the
+    environment variable of its name when set."""
 
-    REDIS_URL: str = "redis://localhost:6379/0"
-    REDIS_MAX_CONNECTIONS: int = 100
-    REDIS_RETRY_ON_TIMEOUT: bool = True
+    REDIS_URL: str = _setting("REDIS_URL", "redis://localhost:6379/0")
+    REDIS_MAX_CONNECTIONS: int = _setting("REDIS_MAX_CONNECTIONS", 100)
+    REDIS_RETRY_ON_TIMEOUT: bool = _setting("REDIS_RETRY_ON_TIMEOUT", True)
 
-    MEMORY_CACHE_SIZE: int = 1000
-    MEMORY_CACHE_TTL: int = 3600
+    MEMORY_CACHE_SIZE: int = _setting("MEMORY_CACHE_SIZE", 1000)
+    MEMORY_CACHE_TTL: int = _setting("MEMORY_CACHE_TTL", 3600)
 
-    USER_CACHE_TTL: int = 1800
-    SESSION_CACHE_TTL: int = 3600
-    QUERY_CACHE_TTL: int = 1800
-    TRANSLATION_CACHE_TTL: int = 86400
-    DOCUMENT_CACHE_TTL: int = 7200
+    USER_CACHE_TTL: int = _setting("USER_CACHE_TTL", 1800)
+    SESSION_CACHE_TTL: int = _setting("SESSION_CACHE_TTL", 3600)
+    QUERY_CACHE_TTL: int = _setting("QUERY_CACHE_TTL", 1800)
+    TRANSLATION_CACHE_TTL: int = _setting("TRANSLATION_CACHE_TTL", 86400)
+    DOCUMENT_CACHE_TTL: int = _setting("DOCUMENT_CACHE_TTL", 7200)
 
-    DEFAULT_RATE_LIMIT: int = 100
-    SEARCH_RATE_LIMIT: int = 20
-    UPLOAD_RATE_LIMIT: int = 5
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> CacheSettings:
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = env.get(f.name)
-            if raw is None:
-                continue
-            if f.type in ("bool", bool):
-                low = raw.strip().lower()
-                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError(f"{f.name}: expected a boolean, got {raw!r}")
-                values[f.name] = low in ("1", "true", "yes", "on")
-            elif f.type in ("int", int):
-                try:
-                    values[f.name] = int(raw)
-                except ValueError:
-                    raise ValueError(f"{f.name}: expected an integer, got {raw!r}") from None
-            else:
-                values[f.name] = raw
-        return cls(**values)  # type: ignore[arg-type]
+    DEFAULT_RATE_LIMIT: int = _setting("DEFAULT_RATE_LIMIT", 100)
+    SEARCH_RATE_LIMIT: int = _setting("SEARCH_RATE_LIMIT", 20)
+    UPLOAD_RATE_LIMIT: int = _setting("UPLOAD_RATE_LIMIT", 5)

@@ -15,13 +15,33 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+
+def _utc_of(monotonic: float) -> datetime:
+    """A time.monotonic() instant as a naive UTC datetime, as the original
+    stored times (datetime.utcnow())."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now + timedelta(seconds=monotonic - time.monotonic())
 
 
 @dataclass(slots=True)
 class Entry:
     value: Any
     expires_at: float  # time.monotonic()
+    accessed_at: float  # time.monotonic()
+
+    def __getitem__(self, name: str) -> Any:
+        """The original's entry dict: `value`, and `expires_at` and
+        `accessed_at` as naive UTC datetimes."""
+        if name == "value":
+            return self.value
+        if name == "expires_at":
+            return _utc_of(self.expires_at)
+        if name == "accessed_at":
+            return _utc_of(self.accessed_at)
+        raise KeyError(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +90,19 @@ class MemoryTier:
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._entries))
 
+    # The original's `memory_cache` was a dict that its cleanup and monitor
+    # code read and trimmed directly; these keep such code working.
+    def __getitem__(self, key: str) -> Entry:
+        return self._entries[key]
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._entries:
+            raise KeyError(key)
+        self.invalidate(key, local=True)
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
     def items(self) -> list[tuple[str, Entry]]:
         return list(self._entries.items())
 
@@ -78,9 +111,11 @@ class MemoryTier:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if (time.monotonic() if now is None else now) >= entry.expires_at:
+        now = time.monotonic() if now is None else now
+        if now >= entry.expires_at:
             del self._entries[key]
             return None
+        entry.accessed_at = now
         self._entries.move_to_end(key)
         return entry
 
@@ -120,7 +155,8 @@ class MemoryTier:
     def _store(self, key: str, value: Any, ttl: float) -> None:
         if self.max_size == 0 or ttl <= 0:
             return
-        self._entries[key] = Entry(value, time.monotonic() + ttl)
+        now = time.monotonic()
+        self._entries[key] = Entry(value, now + ttl, now)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
