@@ -9,14 +9,20 @@ CARGO ?= cargo
 PYENV := target/pyenv
 PYBIN := $(CURDIR)/$(PYENV)/bin
 
-.PHONY: all build deps pyenv run test test-python test-memcheck lint bench bench-python bench-instructions fuzz clean
+
+.PHONY: all build deps deps-run pyenv run test test-python test-memcheck lint bench bench-python bench-instructions fuzz clean
 
 all: build
 
+# Everything the tests need (both servers, Python); deps-run: only what
+# building and `make run` need.
 deps:
 	@scripts/install-deps.sh
 
-build: deps
+deps-run:
+	@scripts/install-deps.sh --run
+
+build: deps-run
 	$(CARGO) build --release
 
 $(MODULE): build
@@ -34,7 +40,7 @@ $(PYENV)/.installed: python/pyproject.toml
 
 pyenv: deps $(PYENV)/.installed
 
-test: build pyenv
+test: deps build pyenv
 	$(CARGO) test --release -- --test-threads=2
 	$(MAKE) --no-print-directory test-python
 

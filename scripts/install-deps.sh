@@ -9,16 +9,19 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# With --run: only what building the module and `make run` need.
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
-command -v valkey-server >/dev/null 2>&1 || need+=(valkey)
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-# The Python package's tests run in a virtualenv (Debian splits venv/ensurepip out).
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # The C compiler links the module and builds a small second module the tests load.
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+if [ "${1:-}" != "--run" ]; then
+  command -v valkey-server >/dev/null 2>&1 || need+=(valkey)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  # The Python package's tests run in a virtualenv (Debian splits venv/ensurepip out).
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
