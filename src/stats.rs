@@ -161,8 +161,48 @@ pub fn recommendations(s: &Snapshot, used_memory: u64, maxmemory: u64) -> Vec<St
     out
 }
 
+/// Whether the background cleanup should run `MEMORY PURGE`: `used` bytes
+/// above `threshold_pct` percent of `max`; never with no `maxmemory` (0) or
+/// a threshold of 0.
+pub fn purge_needed(used: u64, max: u64, threshold_pct: i64) -> bool {
+    if threshold_pct <= 0 || max == 0 {
+        return false;
+    }
+    u128::from(used) * 100 > u128::from(max) * threshold_pct as u128
+}
+
+/// How many clients of a `CLIENT LIST` reply are inside `MULTI` (flag `x`).
+pub fn clients_in_multi(list: &[u8]) -> usize {
+    list.split(|&b| b == b'\n')
+        .filter(|line| {
+            line.split(|&b| b == b' ')
+                .find_map(|field| field.strip_prefix(b"flags="))
+                .is_some_and(|flags| flags.contains(&b'x'))
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_clients_inside_multi() {
+        let list = b"id=3 addr=127.0.0.1:1 name= flags=N db=0 cmd=client|list\n\
+id=4 addr=127.0.0.1:2 name=x flags=x db=0 cmd=multi\n\
+id=5 addr=127.0.0.1:3 name= flags=Px db=0 cmd=exec\n";
+        assert_eq!(clients_in_multi(list), 2);
+        assert_eq!(clients_in_multi(b""), 0);
+    }
+
+    #[test]
+    fn purges_only_above_the_threshold_of_a_set_maxmemory() {
+        assert!(!purge_needed(100, 0, 80));
+        assert!(!purge_needed(100, 100, 0));
+        assert!(!purge_needed(80, 100, 80));
+        assert!(purge_needed(81, 100, 80));
+        assert!(!purge_needed(u64::MAX, u64::MAX, 100));
+        assert!(purge_needed(u64::MAX, 1, 100));
+    }
+
     use super::*;
 
     #[test]
