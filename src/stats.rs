@@ -3,41 +3,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Namespace {
-    User = 0,
-    Permissions = 1,
-    Session = 2,
-    Search = 3,
-    Rag = 4,
-    Translation = 5,
-}
+/// A statistics namespace is a cache kind (see [`crate::kinds`]).
+pub use crate::kinds::KindId as Namespace;
 
-impl Namespace {
-    pub const ALL: [Namespace; 6] = [
-        Namespace::User,
-        Namespace::Permissions,
-        Namespace::Session,
-        Namespace::Search,
-        Namespace::Rag,
-        Namespace::Translation,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Namespace::User => "user",
-            Namespace::Permissions => "permissions",
-            Namespace::Session => "session",
-            Namespace::Search => "search",
-            Namespace::Rag => "rag",
-            Namespace::Translation => "translation",
-        }
-    }
-}
+const N: usize = crate::kinds::COUNT;
 
 pub struct Counters {
-    hits: [AtomicU64; 6],
-    misses: [AtomicU64; 6],
+    hits: [AtomicU64; N],
+    misses: [AtomicU64; N],
     allowed: AtomicU64,
     denied: AtomicU64,
 }
@@ -47,8 +20,8 @@ pub static COUNTERS: Counters = Counters::new();
 /// A consistent copy of the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Snapshot {
-    pub hits: [u64; 6],
-    pub misses: [u64; 6],
+    pub hits: [u64; N],
+    pub misses: [u64; N],
     pub allowed: u64,
     pub denied: u64,
 }
@@ -59,8 +32,8 @@ impl Counters {
 
     pub const fn new() -> Counters {
         Counters {
-            hits: [Self::ZERO; 6],
-            misses: [Self::ZERO; 6],
+            hits: [Self::ZERO; N],
+            misses: [Self::ZERO; N],
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
         }
@@ -78,7 +51,7 @@ impl Counters {
 
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::default();
-        for i in 0..6 {
+        for i in 0..N {
             s.hits[i] = self.hits[i].load(Ordering::Relaxed);
             s.misses[i] = self.misses[i].load(Ordering::Relaxed);
         }
@@ -88,7 +61,7 @@ impl Counters {
     }
 
     pub fn reset(&self) {
-        for i in 0..6 {
+        for i in 0..N {
             self.hits[i].store(0, Ordering::Relaxed);
             self.misses[i].store(0, Ordering::Relaxed);
         }
@@ -129,9 +102,17 @@ pub fn hit_rate(hits: u64, misses: u64) -> f64 {
 pub const LOW_HIT_RATE: f64 = 70.0;
 pub const MIN_REQUESTS_FOR_ADVICE: u64 = 100;
 pub const HIGH_MEMORY_RATIO: f64 = 0.9;
+/// The seed's `CachePerformanceMonitor` warns above this many clients.
+pub const MANY_CLIENTS: u64 = 100;
 
-/// Advice for the operator, from the counters and the server's memory figures.
-pub fn recommendations(s: &Snapshot, used_memory: u64, maxmemory: u64) -> Vec<String> {
+/// Advice for the operator, from the counters and the server's memory and
+/// client figures (the seed's three checks).
+pub fn recommendations(
+    s: &Snapshot,
+    used_memory: u64,
+    maxmemory: u64,
+    connected_clients: u64,
+) -> Vec<String> {
     let mut out = Vec::new();
     let (hits, misses) = (s.total_hits(), s.total_misses());
     let rate = hit_rate(hits, misses);
@@ -156,6 +137,11 @@ pub fn recommendations(s: &Snapshot, used_memory: u64, maxmemory: u64) -> Vec<St
         let pct = (used_memory as f64 * 10000.0 / maxmemory as f64).round() / 100.0;
         out.push(format!(
             "memory use is {pct}% of maxmemory: raise maxmemory, shorten TTLs or choose an eviction policy"
+        ));
+    }
+    if connected_clients > MANY_CLIENTS {
+        out.push(format!(
+            "{connected_clients} connected clients is more than {MANY_CLIENTS}: check connection pooling"
         ));
     }
     out
@@ -239,15 +225,16 @@ id=5 addr=127.0.0.1:3 name= flags=Px db=0 cmd=exec\n";
         let mut s = Snapshot::default();
         s.hits[0] = 50;
         s.misses[0] = 50;
-        let r = recommendations(&s, 95, 100);
-        assert_eq!(r.len(), 3, "{r:?}");
+        let r = recommendations(&s, 95, 100, 101);
+        assert_eq!(r.len(), 4, "{r:?}");
+        assert!(r[3].contains("check connection pooling"), "{r:?}");
         s.hits[0] = 80;
         s.misses[0] = 20;
-        assert!(recommendations(&s, 10, 0).is_empty());
+        assert!(recommendations(&s, 10, 0, 100).is_empty());
         s.hits[0] = 1;
         s.misses[0] = 9;
         assert!(
-            recommendations(&s, 10, 100).is_empty(),
+            recommendations(&s, 10, 100, 1).is_empty(),
             "too few requests to judge"
         );
     }
