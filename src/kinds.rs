@@ -220,7 +220,7 @@ impl KindId {
     }
 
     /// The statistics namespace's name.
-    pub fn name(self) -> &'static str {
+    pub fn namespace(self) -> &'static str {
         self.def().namespace
     }
 

@@ -128,7 +128,7 @@ pub fn recommendations(
         if h + m >= MIN_REQUESTS_FOR_ADVICE && r < LOW_HIT_RATE {
             out.push(format!(
                 "namespace {} hit rate {r}% over {} requests is under {LOW_HIT_RATE}%",
-                ns.name(),
+                ns.namespace(),
                 h + m
             ));
         }

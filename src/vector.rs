@@ -46,7 +46,7 @@ fn check_dims(n: usize) -> Result<(), VectorError> {
 /// Checks raw little-endian float32 bytes: a whole number of 1 to
 /// [`MAX_DIMS`] values, all finite. The bytes are stored as they are.
 pub fn check_fp32(bytes: &[u8]) -> Result<(), VectorError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(VectorError::Fp32Length(bytes.len()));
     }
     check_dims(bytes.len() / 4)?;
@@ -172,7 +172,7 @@ impl<'a> Cursor<'a> {
 /// The stored bytes as float32 values; `None` when their length is not a
 /// whole number of values (a value not written by the module).
 pub fn unpack(bytes: &[u8]) -> Option<impl Iterator<Item = f32> + '_> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     Some(

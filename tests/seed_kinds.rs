@@ -514,7 +514,7 @@ fn embeddings_are_compact() {
         for dims in [384usize, 768, 1536, 3072] {
             // Typical embedding values: normalised, 7-9 significant digits.
             let values: Vec<f32> = (0..dims)
-                .map(|i| ((i as f32 * 0.618_034).sin() * 0.08))
+                .map(|i| (i as f32 * 0.618_034).sin() * 0.08)
                 .collect();
             let json = format!(
                 "[{}]",

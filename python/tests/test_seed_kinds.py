@@ -69,7 +69,9 @@ async def test_embeddings_round_trip_through_numpy(manager: CacheManager, server
     assert await emb.get_embedding("как оформить отпуск", "text-embedding-3-small") is None
     rng = np.random.default_rng(7)
     vector = rng.standard_normal(1536).astype("<f4")
-    assert await emb.set_embedding("как оформить отпуск", "text-embedding-3-small", vector.tobytes())
+    assert await emb.set_embedding(
+        "как оформить отпуск", "text-embedding-3-small", vector.tobytes()
+    )
     got = await emb.get_embedding("как оформить отпуск", "text-embedding-3-small")
     assert got is not None
     assert np.array_equal(np.frombuffer(got, "<f4"), vector)
@@ -102,7 +104,7 @@ async def test_embeddings_round_trip_through_numpy(manager: CacheManager, server
     # Bad vectors are refused before any round trip.
     for bad in ([float("nan")], [float("inf")], [1e39], b"abc"):
         with pytest.raises(ValueError):
-            await emb.set_embedding("q", "m", bad)  # type: ignore[arg-type]
+            await emb.set_embedding("q", "m", bad)
     # The server refuses what the package lets through (no dimensions).
     assert await emb.set_embedding("q", "m", []) is False
 

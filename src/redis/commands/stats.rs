@@ -56,7 +56,7 @@ pub fn stats(reply: &Reply, args: &Args) -> CmdResult {
     reply.map(Namespace::ALL.len());
     for ns in Namespace::ALL {
         let (h, m) = (s.hits[ns as usize], s.misses[ns as usize]);
-        reply.field(ns.name());
+        reply.field(ns.namespace());
         reply.map(3);
         reply.field("hits");
         reply.int(h as i64);
@@ -102,8 +102,8 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std
         ("misses".into(), s.total_misses()),
     ];
     for ns in Namespace::ALL {
-        fields.push((format!("{}_hits", ns.name()), s.hits[ns as usize]));
-        fields.push((format!("{}_misses", ns.name()), s.misses[ns as usize]));
+        fields.push((format!("{}_hits", ns.namespace()), s.hits[ns as usize]));
+        fields.push((format!("{}_misses", ns.namespace()), s.misses[ns as usize]));
     }
     fields.push(("ratelimit_allowed".into(), s.allowed));
     fields.push(("ratelimit_denied".into(), s.denied));
