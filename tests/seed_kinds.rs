@@ -557,3 +557,89 @@ fn embeddings_are_compact() {
         let _: Value = cmd("DEL").arg("json").query(&mut c).unwrap();
     });
 }
+
+/// The SET commands send the events `SET key value EX n` sends, and
+/// replicate the stored bytes with their absolute expiry: a replica holds
+/// the same packed vector.
+#[test]
+fn events_and_replication_as_for_the_other_sets() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("KEA")
+            .query(&mut c)
+            .unwrap();
+        let mut sub = s.conn();
+        let mut pubsub = sub.as_pubsub();
+        pubsub.psubscribe("__keyevent@0__:*").unwrap();
+        pubsub
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let _: () = cmd("CACHE.SETEMBEDDING")
+            .arg("t")
+            .arg("m")
+            .arg("[0.5, 2]")
+            .query(&mut c)
+            .unwrap();
+        let key = format!("embedding:{}:m", md5_hex("t"));
+        let mut events = Vec::new();
+        for _ in 0..2 {
+            let msg = pubsub.get_message().unwrap();
+            let payload: String = msg.get_payload().unwrap();
+            events.push((msg.get_channel_name().to_string(), payload));
+        }
+        assert_eq!(
+            events,
+            [
+                ("__keyevent@0__:set".to_string(), key.clone()),
+                ("__keyevent@0__:expire".to_string(), key.clone())
+            ]
+        );
+        drop(pubsub);
+
+        let replica = common::Server::start(s.flavor);
+        let mut rc = replica.conn();
+        let _: () = cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(s.port)
+            .query(&mut rc)
+            .unwrap();
+        common::wait_until("the replica syncs", || {
+            common::info_field(&mut rc, "replication", "master_link_status") == "up"
+        });
+        let _: () = cmd("CACHE.SETDOCUMENTS")
+            .arg(4)
+            .arg("all")
+            .arg("[1]")
+            .query(&mut c)
+            .unwrap();
+        let _: () = cmd("CACHE.SETEMBEDDING")
+            .arg("t2")
+            .arg("m")
+            .arg(fp32(&[1.25, -3.0]))
+            .arg("FORMAT")
+            .arg("FP32")
+            .query(&mut c)
+            .unwrap();
+        let key2 = format!("embedding:{}:m", md5_hex("t2"));
+        common::wait_until("the writes reach the replica", || {
+            rc.exists::<_, bool>(&key2).unwrap_or(false)
+        });
+        for k in [key.as_str(), key2.as_str(), "popular_documents:4:all"] {
+            let a: Vec<u8> = c.get(k).unwrap();
+            let b: Vec<u8> = rc.get(k).unwrap();
+            assert_eq!(a, b, "{k}");
+            let at_a: i64 = cmd("PEXPIRETIME").arg(k).query(&mut c).unwrap();
+            let at_b: i64 = cmd("PEXPIRETIME").arg(k).query(&mut rc).unwrap();
+            assert_eq!(at_a, at_b, "{k}");
+        }
+        let got: Vec<u8> = cmd("CACHE.GETEMBEDDING")
+            .arg("t2")
+            .arg("m")
+            .query(&mut rc)
+            .unwrap();
+        assert_eq!(got, fp32(&[1.25, -3.0]));
+    });
+}
