@@ -163,11 +163,28 @@ fn module_unload_is_refused_while_a_client_is_inside_multi() {
         expect_error(&call(&mut b, &["MODULE", "UNLOAD", "cachekit"]), "ERR");
         assert_eq!(call(&mut a, &["DISCARD"]), ok());
 
-        // No transaction open: the unload goes through, and the background
-        // cleanup's listener goes with it (the server keeps running its cron).
+        // The background cleanup running every second (1% of 100 MB is
+        // less than what a server uses)...
+        for (name, value) in [
+            ("maxmemory", "100mb"),
+            ("cachekit.purge-threshold", "1"),
+            ("cachekit.purge-interval", "1"),
+        ] {
+            assert_eq!(call(&mut b, &["CONFIG", "SET", name, value]), ok());
+        }
+        wait_until("a background purge", || {
+            info_field(&mut b, "cachekit", "cachekit_purges") != "0"
+        });
+        // ...no transaction open: the unload goes through, and the cleanup's
+        // listener goes with it: the server keeps running its cron, well
+        // past the next interval, without calling into the module.
         assert_eq!(call(&mut b, &["MODULE", "UNLOAD", "cachekit"]), ok());
         assert!(!module_listed(&mut b));
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!call(&mut b, &["INFO", "cachekit"])
+            .flat()
+            .iter()
+            .any(|f| f.contains("cachekit_purges")));
         assert_eq!(call(&mut a, &["PING"]), Resp::Simple(b"PONG".to_vec()));
         expect_error(
             &call(&mut a, &["CACHE.GETUSER", "1"]),
@@ -177,5 +194,6 @@ fn module_unload_is_refused_while_a_client_is_inside_multi() {
         assert_eq!(call(&mut a, &["CACHE.GETUSER", "1"]), bulk("{}"));
         drop(a);
         drop(b);
+        s.assert_log_clean();
     }
 }
