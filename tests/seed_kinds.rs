@@ -643,3 +643,53 @@ fn events_and_replication_as_for_the_other_sets() {
         assert_eq!(got, fp32(&[1.25, -3.0]));
     });
 }
+
+/// The new configs as `loadmodule` arguments, validated as `CONFIG SET` does.
+#[test]
+fn new_configs_load_from_module_arguments() {
+    for flavor in common::Flavor::ALL {
+        let s = common::Server::with_module_args(
+            flavor,
+            &[
+                "document-ttl",
+                "120",
+                "embedding-ttl",
+                "240",
+                "purge-threshold",
+                "0",
+                "purge-interval",
+                "5",
+            ],
+        );
+        let mut c = s.conn();
+        let got: Vec<String> = cmd("CONFIG")
+            .arg("GET")
+            .arg("cachekit.*")
+            .query(&mut c)
+            .unwrap();
+        for (name, value) in [
+            ("cachekit.document-ttl", "120"),
+            ("cachekit.embedding-ttl", "240"),
+            ("cachekit.purge-threshold", "0"),
+            ("cachekit.purge-interval", "5"),
+        ] {
+            let i = got.iter().position(|g| g == name).expect(name);
+            assert_eq!(got[i + 1], value, "{name}");
+        }
+        for bad in [
+            &["purge-threshold", "101"][..],
+            &["purge-interval", "0"],
+            &["document-ttl", "0"],
+            &["embedding-ttl", "abc"],
+        ] {
+            let opts = common::Options {
+                module_args: bad.iter().map(|a| a.to_string()).collect(),
+                ..common::Options::default()
+            };
+            assert!(
+                common::Server::try_start(flavor, &opts).is_err(),
+                "{flavor:?} loaded with {bad:?}"
+            );
+        }
+    }
+}
