@@ -7,37 +7,12 @@ use std::sync::OnceLock;
 
 use md5::{Digest, Md5};
 
+use crate::kinds::KindId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStyle {
     Plain,
     Tagged,
-}
-
-/// The user-scoped kinds: one id, one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserKind {
-    User,
-    Permissions,
-    Session,
-    UserWithRoles,
-}
-
-impl UserKind {
-    pub const ALL: [UserKind; 4] = [
-        UserKind::User,
-        UserKind::Permissions,
-        UserKind::Session,
-        UserKind::UserWithRoles,
-    ];
-
-    pub fn prefix(self) -> &'static str {
-        match self {
-            UserKind::User => "user:",
-            UserKind::Permissions => "user_permissions:",
-            UserKind::Session => "session:",
-            UserKind::UserWithRoles => "user_with_roles:",
-        }
-    }
 }
 
 /// Why a key could not be built.
@@ -83,7 +58,7 @@ fn non_empty(id: &[u8], what: &'static str) -> Result<(), KeyError> {
 /// `user:<id>` and friends, or `user:{<id>}` when tagged.
 pub fn user_key(
     style: KeyStyle,
-    kind: UserKind,
+    kind: KindId,
     id: &[u8],
     what: &'static str,
 ) -> Result<Vec<u8>, KeyError> {
@@ -97,13 +72,13 @@ pub fn user_key(
 pub fn user_key_into(
     key: &mut Vec<u8>,
     style: KeyStyle,
-    kind: UserKind,
+    kind: KindId,
     id: &[u8],
     what: &'static str,
 ) -> Result<(), KeyError> {
     non_empty(id, what)?;
     key.clear();
-    key.extend_from_slice(kind.prefix().as_bytes());
+    key.extend_from_slice(kind.def().prefix.as_bytes());
     push_id(key, style, id, what)
 }
 
@@ -188,20 +163,44 @@ fn hashed_user_key(
 /// `translation:<md5(text)>:<source>:<target>`; tagged: the md5 is preceded by
 /// `{<tag>}`, a short precomputed tag whose slot is the slot of `text`.
 pub fn translation_key(style: KeyStyle, text: &[u8], source: &[u8], target: &[u8]) -> Vec<u8> {
+    hashed_text_key(style, "translation:", text, &[source, target])
+}
+
+/// `embedding:<md5(text)>:<model>`; tagged as a translation, by `text`.
+pub fn embedding_key(style: KeyStyle, text: &[u8], model: &[u8]) -> Vec<u8> {
+    hashed_text_key(style, "embedding:", text, &[model])
+}
+
+/// `<prefix><md5(text)>:<part>...`, tagged with `text`'s slot tag before the md5.
+fn hashed_text_key(style: KeyStyle, prefix: &str, text: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let digest = md5_hex(&[text]);
-    let mut key = Vec::with_capacity(12 + 8 + 32 + source.len() + target.len() + 2);
-    key.extend_from_slice(b"translation:");
+    let rest: usize = parts.iter().map(|p| p.len() + 1).sum();
+    let mut key = Vec::with_capacity(prefix.len() + 6 + 32 + rest);
+    key.extend_from_slice(prefix.as_bytes());
     if style == KeyStyle::Tagged {
         key.push(b'{');
         key.extend_from_slice(slot_tag(key_slot(text)).as_bytes());
         key.push(b'}');
     }
     key.extend_from_slice(digest.as_bytes());
-    key.push(b':');
-    key.extend_from_slice(source);
-    key.push(b':');
-    key.extend_from_slice(target);
+    for part in parts {
+        key.push(b':');
+        key.extend_from_slice(part);
+    }
     key
+}
+
+/// `popular_documents:<limit>:<category>` as the seed's `DatabaseOptimizer`
+/// writes it (`limit` in decimal, `all` for no category); tagged:
+/// `popular_documents:<limit>:{<category>}`, routed by the category.
+pub fn documents_key(style: KeyStyle, limit: u64, category: &[u8]) -> Result<Vec<u8>, KeyError> {
+    non_empty(category, "category")?;
+    let mut key = Vec::with_capacity(18 + 20 + 3 + category.len());
+    key.extend_from_slice(b"popular_documents:");
+    key.extend_from_slice(limit.to_string().as_bytes());
+    key.push(b':');
+    push_id(&mut key, style, category, "category")?;
+    Ok(key)
 }
 
 /// `rate_limit:<action>:<identifier>`; tagged: `rate_limit:<action>:{<identifier>}`.
@@ -310,19 +309,19 @@ mod tests {
     fn plain_keys_match_the_python_services() {
         let p = KeyStyle::Plain;
         assert_eq!(
-            user_key(p, UserKind::User, b"42", "user_id").unwrap(),
+            user_key(p, KindId::User, b"42", "user_id").unwrap(),
             b"user:42"
         );
         assert_eq!(
-            user_key(p, UserKind::Permissions, b"42", "user_id").unwrap(),
+            user_key(p, KindId::Permissions, b"42", "user_id").unwrap(),
             b"user_permissions:42"
         );
         assert_eq!(
-            user_key(p, UserKind::Session, b"7", "telegram_id").unwrap(),
+            user_key(p, KindId::Session, b"7", "telegram_id").unwrap(),
             b"session:7"
         );
         assert_eq!(
-            user_key(p, UserKind::UserWithRoles, b"42", "user_id").unwrap(),
+            user_key(p, KindId::UserRoles, b"42", "user_id").unwrap(),
             b"user_with_roles:42"
         );
         assert_eq!(
@@ -339,13 +338,23 @@ mod tests {
             search_key(p, b"q", b"42", b"{}").unwrap(),
             b"search:c86fc6dd184a4457e5b67efb67ed13fd"
         );
+        // The seed: f"popular_documents:{limit}:{category or 'all'}".
+        assert_eq!(
+            documents_key(p, 10, b"all").unwrap(),
+            b"popular_documents:10:all"
+        );
+        // The seed's embedding cache: f"embedding:{md5(text)}:{model}".
+        assert_eq!(
+            embedding_key(p, b"hello", b"text-embedding-3-small"),
+            b"embedding:5d41402abc4b2a76b9719d911017c592:text-embedding-3-small"
+        );
     }
 
     #[test]
     fn tagged_keys_carry_the_id_as_tag() {
         let t = KeyStyle::Tagged;
         assert_eq!(
-            user_key(t, UserKind::User, b"42", "user_id").unwrap(),
+            user_key(t, KindId::User, b"42", "user_id").unwrap(),
             b"user:{42}"
         );
         assert_eq!(
@@ -354,13 +363,13 @@ mod tests {
         );
         for (kind, id, key) in [
             (
-                UserKind::Permissions,
+                KindId::Permissions,
                 &b"42"[..],
                 &b"user_permissions:{42}"[..],
             ),
-            (UserKind::Session, b"42", b"session:{42}"),
-            (UserKind::UserWithRoles, b"42", b"user_with_roles:{42}"),
-            (UserKind::User, b"4{2", b"user:{4{2}"),
+            (KindId::Session, b"42", b"session:{42}"),
+            (KindId::UserRoles, b"42", b"user_with_roles:{42}"),
+            (KindId::User, b"4{2", b"user:{4{2}"),
         ] {
             assert_eq!(user_key(t, kind, id, "user_id").unwrap(), key);
         }
@@ -378,17 +387,17 @@ mod tests {
             format!("translation:{{{tag}}}5d41402abc4b2a76b9719d911017c592:en:ru").as_bytes()
         );
 
-        let e = user_key(t, UserKind::User, b"4}2", "user_id").unwrap_err();
+        let e = user_key(t, KindId::User, b"4}2", "user_id").unwrap_err();
         assert!(e
             .to_string()
             .starts_with("ERR user_id must not contain '}'"));
         let e = ratelimit_key(t, b"se{a", b"42").unwrap_err();
         assert!(e.to_string().starts_with("ERR action must not contain '{'"));
         assert!(ratelimit_key(t, b"se}a", b"42").is_ok());
-        assert!(user_key(KeyStyle::Plain, UserKind::User, b"", "user_id").is_err());
+        assert!(user_key(KeyStyle::Plain, KindId::User, b"", "user_id").is_err());
         // Plain keys take any id: they are for a single server.
         assert_eq!(
-            user_key(KeyStyle::Plain, UserKind::User, b"4}2", "user_id").unwrap(),
+            user_key(KeyStyle::Plain, KindId::User, b"4}2", "user_id").unwrap(),
             b"user:4}2"
         );
     }
@@ -456,7 +465,7 @@ mod tests {
             let shown = String::from_utf8_lossy(&id).into_owned();
 
             // User-scoped kinds, and so all keys CACHE.INVALIDATEUSER deletes.
-            for kind in UserKind::ALL {
+            for kind in crate::kinds::user_scoped() {
                 match user_key(t, kind, &id, "user_id") {
                     Ok(k) => {
                         assert!(!refused, "{shown:?}");
@@ -483,6 +492,16 @@ mod tests {
                 Ok(k) => assert_eq!(key_slot(&k), slot),
                 Err(_) => assert!(refused || action.is_empty() || action.contains(&b'{')),
             }
+            // Popular documents route by category.
+            match documents_key(t, 5, &id) {
+                Ok(k) => {
+                    assert!(!refused, "{shown:?}");
+                    assert_eq!(key_slot(&k), slot);
+                }
+                Err(_) => assert!(refused, "{shown:?}"),
+            }
+            // Embeddings route by text: any text, any model.
+            assert_eq!(key_slot(&embedding_key(t, &id, &other)), slot);
             // Translations route by text: any text, any languages.
             let k = translation_key(t, &id, &action, &other);
             assert_eq!(key_slot(&k), slot, "{shown:?}");

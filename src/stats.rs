@@ -3,41 +3,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Namespace {
-    User = 0,
-    Permissions = 1,
-    Session = 2,
-    Search = 3,
-    Rag = 4,
-    Translation = 5,
-}
+/// A statistics namespace is a cache kind (see [`crate::kinds`]).
+pub use crate::kinds::KindId as Namespace;
 
-impl Namespace {
-    pub const ALL: [Namespace; 6] = [
-        Namespace::User,
-        Namespace::Permissions,
-        Namespace::Session,
-        Namespace::Search,
-        Namespace::Rag,
-        Namespace::Translation,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Namespace::User => "user",
-            Namespace::Permissions => "permissions",
-            Namespace::Session => "session",
-            Namespace::Search => "search",
-            Namespace::Rag => "rag",
-            Namespace::Translation => "translation",
-        }
-    }
-}
+const N: usize = crate::kinds::COUNT;
 
 pub struct Counters {
-    hits: [AtomicU64; 6],
-    misses: [AtomicU64; 6],
+    hits: [AtomicU64; N],
+    misses: [AtomicU64; N],
     allowed: AtomicU64,
     denied: AtomicU64,
 }
@@ -47,8 +20,8 @@ pub static COUNTERS: Counters = Counters::new();
 /// A consistent copy of the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Snapshot {
-    pub hits: [u64; 6],
-    pub misses: [u64; 6],
+    pub hits: [u64; N],
+    pub misses: [u64; N],
     pub allowed: u64,
     pub denied: u64,
 }
@@ -59,8 +32,8 @@ impl Counters {
 
     pub const fn new() -> Counters {
         Counters {
-            hits: [Self::ZERO; 6],
-            misses: [Self::ZERO; 6],
+            hits: [Self::ZERO; N],
+            misses: [Self::ZERO; N],
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
         }
@@ -78,7 +51,7 @@ impl Counters {
 
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::default();
-        for i in 0..6 {
+        for i in 0..N {
             s.hits[i] = self.hits[i].load(Ordering::Relaxed);
             s.misses[i] = self.misses[i].load(Ordering::Relaxed);
         }
@@ -88,7 +61,7 @@ impl Counters {
     }
 
     pub fn reset(&self) {
-        for i in 0..6 {
+        for i in 0..N {
             self.hits[i].store(0, Ordering::Relaxed);
             self.misses[i].store(0, Ordering::Relaxed);
         }
@@ -129,9 +102,17 @@ pub fn hit_rate(hits: u64, misses: u64) -> f64 {
 pub const LOW_HIT_RATE: f64 = 70.0;
 pub const MIN_REQUESTS_FOR_ADVICE: u64 = 100;
 pub const HIGH_MEMORY_RATIO: f64 = 0.9;
+/// The seed's `CachePerformanceMonitor` warns above this many clients.
+pub const MANY_CLIENTS: u64 = 100;
 
-/// Advice for the operator, from the counters and the server's memory figures.
-pub fn recommendations(s: &Snapshot, used_memory: u64, maxmemory: u64) -> Vec<String> {
+/// Advice for the operator, from the counters and the server's memory and
+/// client figures (the seed's three checks).
+pub fn recommendations(
+    s: &Snapshot,
+    used_memory: u64,
+    maxmemory: u64,
+    connected_clients: u64,
+) -> Vec<String> {
     let mut out = Vec::new();
     let (hits, misses) = (s.total_hits(), s.total_misses());
     let rate = hit_rate(hits, misses);
@@ -147,7 +128,7 @@ pub fn recommendations(s: &Snapshot, used_memory: u64, maxmemory: u64) -> Vec<St
         if h + m >= MIN_REQUESTS_FOR_ADVICE && r < LOW_HIT_RATE {
             out.push(format!(
                 "namespace {} hit rate {r}% over {} requests is under {LOW_HIT_RATE}%",
-                ns.name(),
+                ns.namespace(),
                 h + m
             ));
         }
@@ -158,11 +139,56 @@ pub fn recommendations(s: &Snapshot, used_memory: u64, maxmemory: u64) -> Vec<St
             "memory use is {pct}% of maxmemory: raise maxmemory, shorten TTLs or choose an eviction policy"
         ));
     }
+    if connected_clients > MANY_CLIENTS {
+        out.push(format!(
+            "{connected_clients} connected clients is more than {MANY_CLIENTS}: check connection pooling"
+        ));
+    }
     out
+}
+
+/// Whether the background cleanup should run `MEMORY PURGE`: `used` bytes
+/// above `threshold_pct` percent of `max`; never with no `maxmemory` (0) or
+/// a threshold of 0.
+pub fn purge_needed(used: u64, max: u64, threshold_pct: i64) -> bool {
+    if threshold_pct <= 0 || max == 0 {
+        return false;
+    }
+    u128::from(used) * 100 > u128::from(max) * threshold_pct as u128
+}
+
+/// How many clients of a `CLIENT LIST` reply are inside `MULTI` (flag `x`).
+pub fn clients_in_multi(list: &[u8]) -> usize {
+    list.split(|&b| b == b'\n')
+        .filter(|line| {
+            line.split(|&b| b == b' ')
+                .find_map(|field| field.strip_prefix(b"flags="))
+                .is_some_and(|flags| flags.contains(&b'x'))
+        })
+        .count()
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_clients_inside_multi() {
+        let list = b"id=3 addr=127.0.0.1:1 name= flags=N db=0 cmd=client|list\n\
+id=4 addr=127.0.0.1:2 name=x flags=x db=0 cmd=multi\n\
+id=5 addr=127.0.0.1:3 name= flags=Px db=0 cmd=exec\n";
+        assert_eq!(clients_in_multi(list), 2);
+        assert_eq!(clients_in_multi(b""), 0);
+    }
+
+    #[test]
+    fn purges_only_above_the_threshold_of_a_set_maxmemory() {
+        assert!(!purge_needed(100, 0, 80));
+        assert!(!purge_needed(100, 100, 0));
+        assert!(!purge_needed(80, 100, 80));
+        assert!(purge_needed(81, 100, 80));
+        assert!(!purge_needed(u64::MAX, u64::MAX, 100));
+        assert!(purge_needed(u64::MAX, 1, 100));
+    }
+
     use super::*;
 
     #[test]
@@ -199,15 +225,16 @@ mod tests {
         let mut s = Snapshot::default();
         s.hits[0] = 50;
         s.misses[0] = 50;
-        let r = recommendations(&s, 95, 100);
-        assert_eq!(r.len(), 3, "{r:?}");
+        let r = recommendations(&s, 95, 100, 101);
+        assert_eq!(r.len(), 4, "{r:?}");
+        assert!(r[3].contains("check connection pooling"), "{r:?}");
         s.hits[0] = 80;
         s.misses[0] = 20;
-        assert!(recommendations(&s, 10, 0).is_empty());
+        assert!(recommendations(&s, 10, 0, 100).is_empty());
         s.hits[0] = 1;
         s.misses[0] = 9;
         assert!(
-            recommendations(&s, 10, 100).is_empty(),
+            recommendations(&s, 10, 100, 1).is_empty(),
             "too few requests to judge"
         );
     }

@@ -162,7 +162,15 @@ fn key_queries(c: &Case) -> Vec<(Vec<Vec<u8>>, Vec<u8>)> {
             ],
             id.clone(),
         ));
+        out.push((
+            vec!["documents".into(), "10".into(), id.clone()],
+            id.clone(),
+        ));
     }
+    out.push((
+        vec!["embedding".into(), c.text.clone().into(), "m".into()],
+        c.text.clone().into(),
+    ));
     out.push((
         vec![
             "translation".into(),
@@ -222,6 +230,7 @@ fn write_and_read(cc: &mut ClusterConnection, c: &Case, exp: &mut Expected) {
         ("CACHE.SETUSER", "CACHE.GETUSER", &user),
         ("CACHE.SETPERMISSIONS", "CACHE.GETPERMISSIONS", &perms),
         ("CACHE.SETSESSION", "CACHE.GETSESSION", &session),
+        ("CACHE.SETUSERROLES", "CACHE.GETUSERROLES", &user),
     ] {
         assert_eq!(
             bulk(run(cc, &[set.as_bytes(), id, value.as_bytes()]), set),
@@ -230,13 +239,44 @@ fn write_and_read(cc: &mut ClusterConnection, c: &Case, exp: &mut Expected) {
         assert_eq!(bulk(run(cc, &[get.as_bytes(), id]), get), *value);
         exp.hits += 1;
     }
-    // user_with_roles is the application's own key: a plain SET, routed by the key.
-    let uwr = cache_key(cc, &[b"user_with_roles".to_vec(), c.id.clone()]);
-    ok(
-        run(cc, &[b"SET", &uwr, b"{\"roles\":[]}"]),
-        "SET user_with_roles",
-    );
     exp.keys += 4;
+
+    // Popular documents route by category (here the case's id); embeddings
+    // by their text.
+    let docs = c.search();
+    let set_docs: [&[u8]; 4] = [b"CACHE.SETDOCUMENTS", b"10", id, docs.as_bytes()];
+    let get_docs: [&[u8]; 3] = [b"CACHE.GETDOCUMENTS", b"10", id];
+    if c.utf8() {
+        assert_eq!(bulk(run(cc, &set_docs), "SETDOCUMENTS"), "OK");
+        assert_eq!(bulk(run(cc, &get_docs), "GETDOCUMENTS"), docs);
+        exp.hits += 1;
+        exp.keys += 1;
+    } else {
+        for args in [&set_docs[..], &get_docs[..]] {
+            let e = run(cc, args).expect_err("non-UTF-8 category");
+            assert_eq!(e.code(), Some("ERR"), "{e}");
+            assert!(e.to_string().contains("UTF-8"), "{e}");
+        }
+    }
+    let t = c.text.as_bytes();
+    let vector = format!("[{}, -0.5, 1e-7]", c.n);
+    assert_eq!(
+        bulk(
+            run(cc, &[b"CACHE.SETEMBEDDING", t, b"m", vector.as_bytes()]),
+            "SETEMBEDDING"
+        ),
+        "OK"
+    );
+    let expected: Vec<u8> = [c.n as f32, -0.5, 1e-7]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    match ok(run(cc, &[b"CACHE.GETEMBEDDING", t, b"m"]), "GETEMBEDDING") {
+        Value::BulkString(b) => assert_eq!(b, expected),
+        other => panic!("GETEMBEDDING: {other:?}"),
+    }
+    exp.hits += 1;
+    exp.keys += 1;
 
     let (search, rag) = (c.search(), c.rag());
     let q = c.query.as_bytes();
@@ -400,6 +440,10 @@ fn untaggable_ids_are_refused(cl: &Cluster, cc: &mut ClusterConnection) {
             vec![b"CACHE.GETSEARCH", b"q", id],
             vec![b"CACHE.SETRAG", b"q", id, b"c", b"{}"],
             vec![b"CACHE.GETRAG", b"q", id, b"c"],
+            vec![b"CACHE.SETUSERROLES", id, b"{}"],
+            vec![b"CACHE.GETUSERROLES", id],
+            vec![b"CACHE.SETDOCUMENTS", b"5", id, b"[]"],
+            vec![b"CACHE.GETDOCUMENTS", b"5", id],
             vec![b"RATELIMIT.CHECK", id, b"5", b"60"],
             vec![b"RATELIMIT.PEEK", id, b"5", b"60"],
             vec![b"RATELIMIT.INFO", id],
@@ -445,6 +489,12 @@ fn wrong_node_gets_moved(cl: &Cluster, conns: &mut [redis::Connection], rng: &mu
             vec![b"CACHE.GETRAG", b"q", &id, b"c"],
             vec![b"CACHE.SETTRANSLATION", &text, b"en", b"ru", b"\"x\""],
             vec![b"CACHE.GETTRANSLATION", &text, b"en", b"ru"],
+            vec![b"CACHE.SETUSERROLES", &id, b"{}"],
+            vec![b"CACHE.GETUSERROLES", &id],
+            vec![b"CACHE.SETDOCUMENTS", b"5", &id, b"[]"],
+            vec![b"CACHE.GETDOCUMENTS", b"5", &id],
+            vec![b"CACHE.SETEMBEDDING", &text, b"m", b"[1]"],
+            vec![b"CACHE.GETEMBEDDING", &text, b"m", b"FORMAT", b"JSON"],
             vec![b"RATELIMIT.CHECK", &id, b"5", b"60"],
             vec![b"RATELIMIT.PEEK", &id, b"5", b"60"],
             vec![b"RATELIMIT.INFO", &id],

@@ -30,6 +30,12 @@ pub const COMMANDS: &[&str] = &[
     "CACHE.GETRAG",
     "CACHE.SETTRANSLATION",
     "CACHE.GETTRANSLATION",
+    "CACHE.SETUSERROLES",
+    "CACHE.GETUSERROLES",
+    "CACHE.SETDOCUMENTS",
+    "CACHE.GETDOCUMENTS",
+    "CACHE.SETEMBEDDING",
+    "CACHE.GETEMBEDDING",
     "CACHE.KEY",
     "CACHE.STATS",
     "RATELIMIT.CHECK",
@@ -235,6 +241,55 @@ fn structured(rng: &mut StdRng, name: &str) -> Vec<Vec<u8>> {
         }
     };
     match name {
+        "CACHE.SETUSERROLES" => {
+            a.push(id(rng));
+            a.push(json(rng, true));
+            ttl(rng, &mut a);
+        }
+        "CACHE.GETUSERROLES" => a.push(id(rng)),
+        "CACHE.SETDOCUMENTS" | "CACHE.GETDOCUMENTS" => {
+            a.push(pick(rng, &["10", "0", "-1", "x", "5"]).as_bytes().to_vec());
+            a.push(
+                pick(rng, &["all", "news", "", "a}b", "{c}"])
+                    .as_bytes()
+                    .to_vec(),
+            );
+            if name == "CACHE.SETDOCUMENTS" {
+                let object = rng.gen_bool(0.2);
+                a.push(json(rng, object));
+                ttl(rng, &mut a);
+            }
+        }
+        "CACHE.SETEMBEDDING" | "CACHE.GETEMBEDDING" => {
+            a.push(text(rng));
+            a.push(
+                pick(rng, &["m", "text-embedding-3-small", "m\u{ff}"])
+                    .as_bytes()
+                    .to_vec(),
+            );
+            let fp32 = rng.gen_bool(0.4);
+            if name == "CACHE.SETEMBEDDING" {
+                let v = if fp32 {
+                    let n = rng.gen_range(0..12);
+                    (0..n).map(|_| rng.gen()).collect()
+                } else {
+                    pick(
+                        rng,
+                        &["[1,2,3]", "[0.1]", "[]", "[1e39]", "[NaN]", "{}", "[1,"],
+                    )
+                    .as_bytes()
+                    .to_vec()
+                };
+                a.push(v);
+            }
+            if rng.gen_bool(0.6) {
+                a.push(b"FORMAT".to_vec());
+                a.push(pick(rng, &["FP32", "json", "xml"]).as_bytes().to_vec());
+            }
+            if name == "CACHE.SETEMBEDDING" {
+                ttl(rng, &mut a);
+            }
+        }
         "CACHE.SETUSER" | "CACHE.SETSESSION" => {
             a.push(id(rng));
             a.push(json(rng, true));
@@ -278,7 +333,18 @@ fn structured(rng: &mut StdRng, name: &str) -> Vec<Vec<u8>> {
             }
         }
         "CACHE.KEY" => {
-            let kind = pick(rng, &["user", "session", "search", "ratelimit", "rag"]);
+            let kind = pick(
+                rng,
+                &[
+                    "user",
+                    "session",
+                    "search",
+                    "ratelimit",
+                    "rag",
+                    "documents",
+                    "embedding",
+                ],
+            );
             a.push(kind.as_bytes().to_vec());
             match kind {
                 "search" => {
@@ -289,6 +355,14 @@ fn structured(rng: &mut StdRng, name: &str) -> Vec<Vec<u8>> {
                     a.push(text(rng));
                     a.push(id(rng));
                     a.push(b"h".to_vec());
+                }
+                "documents" => {
+                    a.push(number(rng));
+                    a.push(b"all".to_vec());
+                }
+                "embedding" => {
+                    a.push(text(rng));
+                    a.push(b"m".to_vec());
                 }
                 _ => a.push(id(rng)),
             }
@@ -495,6 +569,19 @@ fn fuzz(seed: u64, commands: usize, budget: Duration) {
             "too few commands sent in the time budget: {sent}"
         );
     });
+}
+
+/// Every cache kind's SET and GET command is fuzzed.
+#[test]
+fn the_fuzzer_covers_every_kind() {
+    for kind in &cachekit::kinds::KINDS {
+        for name in [kind.set_command, kind.get_command] {
+            assert!(
+                COMMANDS.contains(&name.to_uppercase().as_str()),
+                "{name} is not fuzzed"
+            );
+        }
+    }
 }
 
 fn env_or(name: &str, default: u64) -> u64 {

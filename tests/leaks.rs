@@ -41,7 +41,7 @@ fn operation(rng: &mut StdRng, out: &mut Vec<u8>) -> usize {
     let filters = format!(r#"{{"dept":"d{n}","page":{}}}"#, rng.gen_range(0..5));
     let q = format!("query {}", rng.gen_range(0..50));
     let big = "x".repeat(rng.gen_range(0..2000));
-    let args: Vec<String> = match rng.gen_range(0..30) {
+    let args: Vec<String> = match rng.gen_range(0..37) {
         0 => vec!["CACHE.SETUSER".into(), id, user],
         1 => vec!["CACHE.GETUSER".into(), id],
         2 => vec![
@@ -135,6 +135,28 @@ fn operation(rng: &mut StdRng, out: &mut Vec<u8>) -> usize {
             "TTL".into(),
             "-5".into(),
         ],
+        29 => vec!["CACHE.SETUSERROLES".into(), id, user],
+        30 => vec!["CACHE.GETUSERROLES".into(), id],
+        31 => vec!["CACHE.SETDOCUMENTS".into(), n, "all".into(), "[1,2]".into()],
+        32 => vec!["CACHE.GETDOCUMENTS".into(), n, "all".into()],
+        33 => {
+            let dims = rng.gen_range(1..300);
+            let v: Vec<String> = (0..dims).map(|i| format!("{}.5", i)).collect();
+            vec![
+                "CACHE.SETEMBEDDING".into(),
+                q,
+                id,
+                format!("[{}]", v.join(",")),
+            ]
+        }
+        34 => vec![
+            "CACHE.GETEMBEDDING".into(),
+            q,
+            id,
+            "FORMAT".into(),
+            "JSON".into(),
+        ],
+        35 => vec!["CACHE.SETEMBEDDING".into(), q, id, "[1e39]".into()],
         _ => vec!["CACHE.KEY".into(), "nope".into(), id],
     };
     let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();

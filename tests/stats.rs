@@ -89,6 +89,10 @@ fn counts_a_known_sequence_exactly() {
                     "namespaces",
                     "ratelimit",
                     "used_memory_human",
+                    "used_memory_peak_human",
+                    "connected_clients",
+                    "keyspace_hit_rate",
+                    "purges",
                     "recommendations"
                 ]
             );
@@ -98,17 +102,9 @@ fn counts_a_known_sequence_exactly() {
             assert_eq!(float(field(&m, "hit_rate")), 50.0);
             let ns = as_map(field(&m, "namespaces"));
             let ns_names: Vec<&str> = ns.iter().map(|(k, _)| k.as_str()).collect();
-            assert_eq!(
-                ns_names,
-                [
-                    "user",
-                    "permissions",
-                    "session",
-                    "search",
-                    "rag",
-                    "translation"
-                ]
-            );
+            let kinds: Vec<&str> = cachekit::kinds::KINDS.iter().map(|k| k.namespace).collect();
+            assert_eq!(ns_names, kinds);
+            assert_eq!(ns_names[6..], ["user_roles", "documents", "embedding"]);
             let user = as_map(field(&ns, "user"));
             assert_eq!(
                 (int(field(&user, "hits")), int(field(&user, "misses"))),
@@ -283,4 +279,136 @@ fn reset_works_where_config_is_renamed() {
         let log: Value = cmd("ACL").arg(&["LOG"]).query(&mut c).unwrap();
         assert!(!format!("{log:?}").contains("cache.stats"), "{log:?}");
     }
+}
+
+/// The server's own figures in CACHE.STATS agree with INFO, and the
+/// connected-clients check of the seed's monitor fires above 100 clients.
+#[test]
+fn server_figures_match_info() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        let _: () = cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+        for key in ["k", "k", "k", "nope"] {
+            let _: Value = cmd("GET").arg(key).query(&mut c).unwrap();
+        }
+        let v: Value = cmd("CACHE.STATS").query(&mut c).unwrap();
+        let m = as_map(&v);
+        let hits = common::info_int(&mut c, "stats", "keyspace_hits");
+        let misses = common::info_int(&mut c, "stats", "keyspace_misses");
+        let expected = (hits as f64 * 10000.0 / (hits + misses) as f64).round() / 100.0;
+        assert_eq!(float(field(&m, "keyspace_hit_rate")), expected);
+        assert_eq!(
+            int(field(&m, "connected_clients")),
+            common::info_int(&mut c, "clients", "connected_clients")
+        );
+        let peak: String = redis::from_redis_value(field(&m, "used_memory_peak_human")).unwrap();
+        assert!(peak.ends_with('K') || peak.ends_with('M'), "{peak}");
+        let purges = as_map(field(&m, "purges"));
+        assert_eq!(int(field(&purges, "runs")), 0);
+        assert_eq!(int(field(&purges, "last_run")), 0);
+        assert_eq!(common::info_int(&mut c, "cachekit", "cachekit_purges"), 0);
+
+        // More than 100 clients: the seed's connection-pooling advice. The
+        // command stays cheap with many clients.
+        let extra: Vec<redis::Connection> = (0..101).map(|_| s.conn()).collect();
+        let start = std::time::Instant::now();
+        for _ in 0..100 {
+            let _: Value = cmd("CACHE.STATS").query(&mut c).unwrap();
+        }
+        let per_call = start.elapsed() / 100;
+        eprintln!("CACHE.STATS with 102 clients: {per_call:?} a call (round trip included)");
+        assert!(
+            per_call < std::time::Duration::from_millis(5),
+            "{per_call:?}"
+        );
+        let v: Value = cmd("CACHE.STATS").query(&mut c).unwrap();
+        let m = as_map(&v);
+        let recs: Vec<String> = redis::from_redis_value(field(&m, "recommendations")).unwrap();
+        assert!(
+            recs.iter().any(|r| r.contains("check connection pooling")),
+            "{recs:?}"
+        );
+        drop(extra);
+    });
+}
+
+/// The background cleanup under a real maxmemory: with a 1 s interval and
+/// memory above the threshold it runs MEMORY PURGE and counts it; with the
+/// threshold at 0 it stops, without a restart.
+#[test]
+fn background_cleanup_purges_above_the_threshold() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        for i in 0..2000 {
+            let _: () = cmd("CACHE.SETUSER")
+                .arg(i)
+                .arg(format!("{{\"pad\":\"{}\"}}", "x".repeat(200)))
+                .query(&mut c)
+                .unwrap();
+        }
+        let used = common::info_int(&mut c, "memory", "used_memory");
+        // maxmemory a little above what is used: above 50% of it, below 100%.
+        let max = used * 3 / 2;
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(max)
+            .query(&mut c)
+            .unwrap();
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("cachekit.purge-threshold")
+            .arg(50)
+            .query(&mut c)
+            .unwrap();
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("cachekit.purge-interval")
+            .arg(1)
+            .query(&mut c)
+            .unwrap();
+        common::wait_until("a background purge", || {
+            common::info_int(&mut c, "cachekit", "cachekit_purges") >= 1
+        });
+        let v: Value = cmd("CACHE.STATS").query(&mut c).unwrap();
+        let m = as_map(&v);
+        let purges = as_map(field(&m, "purges"));
+        assert!(int(field(&purges, "runs")) >= 1);
+        let last = int(field(&purges, "last_run"));
+        assert!((common::now_ms() / 1000 - last).abs() <= 5, "{last}");
+
+        // Threshold 0 turns it off at once.
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("cachekit.purge-threshold")
+            .arg(0)
+            .query(&mut c)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let before = common::info_int(&mut c, "cachekit", "cachekit_purges");
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        assert_eq!(
+            common::info_int(&mut c, "cachekit", "cachekit_purges"),
+            before
+        );
+        // No maxmemory: nothing happens either.
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("cachekit.purge-threshold")
+            .arg(1)
+            .query(&mut c)
+            .unwrap();
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(0)
+            .query(&mut c)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        assert_eq!(
+            common::info_int(&mut c, "cachekit", "cachekit_purges"),
+            before
+        );
+        s.assert_log_clean();
+    });
 }

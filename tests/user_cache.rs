@@ -239,11 +239,27 @@ const DECLARED: &[(&str, bool, bool, &[&str], &str)] = &[
     ("cache.getrag", false, false, &["RO", "access"], "O(N)"),
     ("cache.settranslation", true, false, &["OW", "update"], "O(N)"),
     ("cache.gettranslation", false, false, &["RO", "access"], "O(N)"),
+    ("cache.setuserroles", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getuserroles", false, true, &["RO", "access"], "O(1)"),
+    ("cache.setdocuments", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getdocuments", false, true, &["RO", "access"], "O(1)"),
+    ("cache.setembedding", true, false, &["OW", "update"], "O(N)"),
+    ("cache.getembedding", false, false, &["RO", "access"], "O(N)"),
     ("ratelimit.check", true, false, &["RW", "access", "update"], "O(N)"),
     ("ratelimit.peek", false, false, &["RO", "access"], "O(N)"),
     ("ratelimit.info", false, false, &["RO", "access"], "O(N)"),
     ("ratelimit.reset", true, true, &["RM", "delete"], "O(1)"),
 ];
+
+/// The declared list covers every kind's commands.
+#[test]
+fn every_kind_is_declared() {
+    for kind in &cachekit::kinds::KINDS {
+        for name in [kind.set_command, kind.get_command] {
+            assert!(DECLARED.iter().any(|d| d.0 == name), "{name}");
+        }
+    }
+}
 
 #[test]
 fn commands_declare_honest_flags_and_the_routing_argument() {

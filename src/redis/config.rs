@@ -11,25 +11,49 @@ use redis_module::{enum_configuration, Context, RedisError, RedisString};
 
 use crate::args::parse_ll;
 use crate::keys::KeyStyle;
+use crate::kinds::{self, KindId};
 use crate::policy::Policies;
+use crate::redis::purge;
 use crate::redis::store::OwnedString;
 
 pub const DEFAULT_POLICIES: &str = "default:100/60 search:20/60 upload:5/60";
 /// Ten years: longer TTLs are almost certainly a unit mistake.
 pub const MAX_TTL: i64 = 315_360_000;
 
-pub static USER_TTL: AtomicI64 = AtomicI64::new(1800);
-pub static SESSION_TTL: AtomicI64 = AtomicI64::new(3600);
-pub static SEARCH_TTL: AtomicI64 = AtomicI64::new(1800);
-pub static RAG_TTL: AtomicI64 = AtomicI64::new(3600);
-pub static TRANSLATION_TTL: AtomicI64 = AtomicI64::new(86400);
+/// The TTL configs' values, one slot per kind; kinds sharing a config read
+/// the slot of the first of them ([`KindId::ttl_slot`]).
+static TTLS: [AtomicI64; kinds::COUNT] = [const { AtomicI64::new(0) }; kinds::COUNT];
+
+/// The configured TTL of a kind, in seconds.
+pub fn kind_ttl(kind: KindId) -> i64 {
+    TTLS[kind.ttl_slot()].load(Ordering::Relaxed)
+}
+
+/// Percent of `maxmemory`; 0 turns the background cleanup off.
+pub const MAX_PURGE_THRESHOLD: i64 = 100;
+/// A day: the seed checks hourly.
+pub const MAX_PURGE_INTERVAL: i64 = 86_400;
+
+/// Integer configs besides the TTLs: name, value, default, min, max.
+const PURGE_CONFIGS: [(&str, &AtomicI64, i64, i64, i64); 2] = [
+    (
+        "purge-threshold",
+        &purge::PURGE_THRESHOLD,
+        80,
+        0,
+        MAX_PURGE_THRESHOLD,
+    ),
+    (
+        "purge-interval",
+        &purge::PURGE_INTERVAL,
+        3600,
+        1,
+        MAX_PURGE_INTERVAL,
+    ),
+];
 
 /// Set at load: a cluster node must not use the plain key style.
 pub static CLUSTER_MODE: AtomicBool = AtomicBool::new(false);
-
-pub fn ttl(cell: &AtomicI64) -> i64 {
-    cell.load(Ordering::Relaxed)
-}
 
 enum_configuration! {
     #[allow(non_camel_case_types)]
@@ -144,16 +168,16 @@ impl ConfigurationValue<RedisString> for PolicyConfig {
     }
 }
 
-/// Name, value, default. The default is applied at every load: the library
-/// may stay mapped across MODULE UNLOAD, so the statics may hold the
-/// previous load's values.
-const TTL_CONFIGS: [(&str, &AtomicI64, i64); 5] = [
-    ("user-ttl", &USER_TTL, 1800),
-    ("session-ttl", &SESSION_TTL, 3600),
-    ("search-ttl", &SEARCH_TTL, 1800),
-    ("rag-ttl", &RAG_TTL, 3600),
-    ("translation-ttl", &TRANSLATION_TTL, 86400),
-];
+/// Integer configs: name, value, default, min, max. The default is applied
+/// at every load: the library may stay mapped across MODULE UNLOAD, so the
+/// statics may hold the previous load's values.
+fn int_configs() -> Vec<(&'static str, &'static AtomicI64, i64, i64, i64)> {
+    let mut out: Vec<_> = kinds::ttl_configs()
+        .map(|(name, default, slot)| (name, &TTLS[slot], default, 1, MAX_TTL))
+        .collect();
+    out.extend(PURGE_CONFIGS);
+    out
+}
 
 /// `loadmodule` arguments: `name value` pairs, validated like `CONFIG SET`.
 pub struct LoadArgs {
@@ -180,12 +204,16 @@ impl LoadArgs {
         for pair in args.chunks(2) {
             let name = pair[0].to_ascii_lowercase();
             let value = pair[1].clone();
-            let known = TTL_CONFIGS.iter().any(|(n, _, _)| *n == name)
+            let ints = int_configs();
+            let known = ints.iter().any(|(n, ..)| *n == name)
                 || name == "key-style"
                 || name == "ratelimit-policies";
             if !known {
+                let mut names: Vec<&str> = ints.iter().map(|(n, ..)| *n).collect();
+                names.extend(["key-style", "ratelimit-policies"]);
                 return Err(format!(
-                    "unknown module argument '{name}'; known: user-ttl session-ttl search-ttl rag-ttl translation-ttl key-style ratelimit-policies"
+                    "unknown module argument '{name}'; known: {}",
+                    names.join(" ")
                 ));
             }
             // Only one value would be used, and the others never checked.
@@ -223,13 +251,13 @@ fn parse_key_style(value: &str) -> Result<KeyStyleOption, String> {
 pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
     // A failed load may leave this library mapped: start from a clean state.
     CONFIGS_APPLIED.store(false, Ordering::Relaxed);
-    for (name, cell, documented) in TTL_CONFIGS {
+    for (name, cell, documented, min, max) in int_configs() {
         let default = match args.get(name) {
             None => documented,
             Some(v) => parse_ll(v.as_bytes())
-                .filter(|t| (1..=MAX_TTL).contains(t))
+                .filter(|t| (min..=max).contains(t))
                 .ok_or_else(|| {
-                    format!("{name} must be an integer from 1 to {MAX_TTL}, got '{v}'")
+                    format!("{name} must be an integer from {min} to {max}, got '{v}'")
                 })?,
         };
         cell.store(default, Ordering::Relaxed);
@@ -238,8 +266,8 @@ pub fn register(ctx: &Context, args: &LoadArgs) -> Result<(), String> {
             name,
             cell,
             default,
-            1,
-            MAX_TTL,
+            min,
+            max,
             ConfigurationFlags::DEFAULT,
             None,
         );

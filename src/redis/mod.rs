@@ -23,6 +23,7 @@ pub mod command_docs;
 pub mod commands;
 pub mod config;
 pub mod log;
+pub mod purge;
 pub mod reply;
 pub mod server;
 pub mod store;
@@ -101,6 +102,8 @@ fn missing_api() -> Option<&'static str> {
         RedisModule_ACLCheckCommandPermissions,
         RedisModule_ACLCheckKeyPermissions,
         RedisModule_Call,
+        RedisModule_CallReplyStringPtr,
+        RedisModule_CallReplyType,
         RedisModule_CloseKey,
         RedisModule_CreateString,
         RedisModule_DeleteKey,
@@ -187,7 +190,10 @@ fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             register_info(ctx.ctx, Some(guarded_info));
         }
     }
-    // Last: Redis 7.0 keeps server-event listeners of a module whose load fails.
+    // Last: Redis 7.0 keeps server-event listeners of a module whose load
+    // fails. The cron listener is the last step that can fail; the role
+    // listener cannot.
+    purge::start(ctx.ctx)?;
     acl::track_role(ctx.ctx);
     Ok(())
 }
@@ -203,13 +209,40 @@ extern "C" fn guarded_info(info: *mut raw::RedisModuleInfoCtx, for_crash_report:
     }
 }
 
-/// MODULE UNLOAD: Redis removes the commands, configs and INFO callback
-/// itself; the module starts no thread and no timer. What is left is the
+/// MODULE UNLOAD: refused while any client is inside `MULTI`. Redis keeps
+/// the queued commands of a transaction as pointers to their handlers: a
+/// cachekit command queued before the unload and run by `EXEC` after it
+/// would jump into the unmapped library and crash the server. Redis does
+/// not guard this, so the module refuses its own unload (with a log line
+/// saying why) until no transaction is open.
+///
+/// Otherwise Redis removes the commands, configs, INFO callback and the
+/// cron listener of the background cleanup itself; the module starts no
+/// thread and no timer. What is left is the
 /// strings kept for replication and for CONFIG GET, and the panic hook,
 /// which lives in the copy of the Rust standard library inside this library
 /// and so concerns only this module: put the default back so none of our
 /// code runs after the unload, even if the library stays mapped.
-fn unload(_ctx: &Context) -> Status {
+fn unload(ctx: &Context) -> Status {
+    match server::clients_in_multi(ctx.ctx) {
+        Some(0) => {}
+        Some(n) => {
+            log::warning(
+                ctx.ctx,
+                &format!(
+                    "cachekit: MODULE UNLOAD refused: {n} client(s) inside MULTI; an EXEC after the unload would run commands of an unloaded module and crash the server. Retry once the transactions have ended (EXEC or DISCARD)"
+                ),
+            );
+            return Status::Err;
+        }
+        None => {
+            log::warning(
+                ctx.ctx,
+                "cachekit: MODULE UNLOAD refused: CLIENT LIST could not be read, so open MULTI transactions cannot be ruled out (an EXEC after the unload would crash the server)",
+            );
+            return Status::Err;
+        }
+    }
     commands::ratelimit::release_record_strings();
     config::POLICIES.release();
     drop(std::panic::take_hook());

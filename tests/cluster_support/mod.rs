@@ -316,8 +316,15 @@ fn covers_all(ranges: &[(u16, u16, u16)]) -> bool {
 /// position in `COMMAND INFO`. This is what a cluster client must know;
 /// `None` for commands that touch no key and run on any node.
 pub fn routing_arg(command: &str) -> Option<usize> {
+    // The cache kinds' commands: from the table of kinds.
+    for kind in &cachekit::kinds::KINDS {
+        if command.eq_ignore_ascii_case(kind.set_command)
+            || command.eq_ignore_ascii_case(kind.get_command)
+        {
+            return Some(kind.route + 1);
+        }
+    }
     match command.to_ascii_uppercase().as_str() {
-        "CACHE.SETSEARCH" | "CACHE.GETSEARCH" | "CACHE.SETRAG" | "CACHE.GETRAG" => Some(2),
         "CACHE.KEY" | "CACHE.STATS" => None,
         _ => Some(1),
     }

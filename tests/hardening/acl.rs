@@ -16,6 +16,12 @@ const MODULE_COMMANDS: &[&str] = &[
     "cache.getrag",
     "cache.settranslation",
     "cache.gettranslation",
+    "cache.setuserroles",
+    "cache.getuserroles",
+    "cache.setdocuments",
+    "cache.getdocuments",
+    "cache.setembedding",
+    "cache.getembedding",
     "cache.key",
     "cache.stats",
     "ratelimit.check",
@@ -516,5 +522,44 @@ fn scripts_are_checked_as_their_caller_where_hello_is_renamed() {
             assert!(!stats.contains("cmdstat_hello"), "{stats}");
             s.assert_log_clean();
         }
+    }
+}
+
+/// The newer kinds are key-checked on the keys they build: users with
+/// roles, popular documents and embeddings, read-only and write-only.
+#[test]
+fn acl_applies_to_users_with_roles_documents_and_embeddings() {
+    for flavor in Flavor::ALL {
+        let s = Server::start(flavor);
+        let mut admin = RawConn::connect(s.port);
+        assert_eq!(call(&mut admin, &["CACHE.SETUSERROLES", "5", "{}"]), ok());
+        acl_user(&mut admin, "docs", &["~popular_documents:*"]);
+        acl_user(&mut admin, "embro", &["%R~embedding:*"]);
+        let mut c = login(&s, "docs");
+        assert_eq!(
+            call(&mut c, &["CACHE.SETDOCUMENTS", "3", "all", "[]"]),
+            ok()
+        );
+        assert_eq!(
+            call(&mut c, &["CACHE.GETDOCUMENTS", "3", "all"]),
+            bulk("[]")
+        );
+        let e = expect_error(&call(&mut c, &["CACHE.GETUSERROLES", "5"]), "NOPERM");
+        assert!(e.contains("'user_with_roles:5'"), "{e}");
+        let e = expect_error(
+            &call(&mut c, &["CACHE.SETEMBEDDING", "t", "m", "[1]"]),
+            "NOPERM",
+        );
+        assert!(e.contains("'embedding:"), "{e}");
+        // Read-only on embeddings: GET yes, SET no, nothing written.
+        let mut r = login(&s, "embro");
+        assert_eq!(call(&mut r, &["CACHE.GETEMBEDDING", "t", "m"]), Resp::Nil);
+        expect_error(
+            &call(&mut r, &["CACHE.SETEMBEDDING", "t", "m", "[1]"]),
+            "NOPERM",
+        );
+        expect_error(&call(&mut r, &["CACHE.GETDOCUMENTS", "3", "all"]), "NOPERM");
+        assert_eq!(call(&mut admin, &["DBSIZE"]), Resp::Int(2));
+        s.assert_log_clean();
     }
 }

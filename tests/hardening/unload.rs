@@ -116,3 +116,84 @@ fn module_unload_is_clean_and_the_module_loads_again() {
         s.assert_log_clean();
     }
 }
+
+/// A transaction that queued module commands keeps pointers into the
+/// library: `EXEC` after an unload would crash the server. The module
+/// refuses its unload while any client is inside MULTI, says why in the
+/// log, and unloads once the transaction ended.
+#[test]
+fn module_unload_is_refused_while_a_client_is_inside_multi() {
+    let module = common::module_path();
+    let module = module.to_str().unwrap();
+    for flavor in Flavor::ALL {
+        let s = Server::with(
+            flavor,
+            Options {
+                load_module: false,
+                server_args: vec!["--enable-module-command".into(), "yes".into()],
+                ..Options::default()
+            },
+        );
+        let mut a = RawConn::connect(s.port);
+        let mut b = RawConn::connect(s.port);
+        assert_eq!(call(&mut b, &["MODULE", "LOAD", module]), ok());
+
+        assert_eq!(call(&mut a, &["MULTI"]), ok());
+        let queued = Resp::Simple(b"QUEUED".to_vec());
+        assert_eq!(call(&mut a, &["RATELIMIT.CHECK", "u", "5", "60"]), queued);
+        assert_eq!(call(&mut a, &["CACHE.SETUSER", "1", "{}"]), queued);
+
+        expect_error(&call(&mut b, &["MODULE", "UNLOAD", "cachekit"]), "ERR");
+        assert!(module_listed(&mut b), "{flavor:?}: the module stays loaded");
+        wait_until("the refusal is logged", || {
+            s.log()
+                .contains("MODULE UNLOAD refused: 1 client(s) inside MULTI")
+        });
+
+        let Resp::Array(results) = call(&mut a, &["EXEC"]) else {
+            panic!("{flavor:?}: EXEC did not reply an array");
+        };
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[1], ok());
+        assert_eq!(call(&mut b, &["GET", "user:1"]), bulk("{}"));
+
+        // A transaction that is only open (nothing queued yet) also blocks:
+        // it could queue a module command before EXEC.
+        assert_eq!(call(&mut a, &["MULTI"]), ok());
+        expect_error(&call(&mut b, &["MODULE", "UNLOAD", "cachekit"]), "ERR");
+        assert_eq!(call(&mut a, &["DISCARD"]), ok());
+
+        // The background cleanup running every second (1% of 100 MB is
+        // less than what a server uses)...
+        for (name, value) in [
+            ("maxmemory", "100mb"),
+            ("cachekit.purge-threshold", "1"),
+            ("cachekit.purge-interval", "1"),
+        ] {
+            assert_eq!(call(&mut b, &["CONFIG", "SET", name, value]), ok());
+        }
+        wait_until("a background purge", || {
+            info_field(&mut b, "cachekit", "cachekit_purges") != "0"
+        });
+        // ...no transaction open: the unload goes through, and the cleanup's
+        // listener goes with it: the server keeps running its cron, well
+        // past the next interval, without calling into the module.
+        assert_eq!(call(&mut b, &["MODULE", "UNLOAD", "cachekit"]), ok());
+        assert!(!module_listed(&mut b));
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!call(&mut b, &["INFO", "cachekit"])
+            .flat()
+            .iter()
+            .any(|f| f.contains("cachekit_purges")));
+        assert_eq!(call(&mut a, &["PING"]), Resp::Simple(b"PONG".to_vec()));
+        expect_error(
+            &call(&mut a, &["CACHE.GETUSER", "1"]),
+            "ERR unknown command",
+        );
+        assert_eq!(call(&mut b, &["MODULE", "LOAD", module]), ok());
+        assert_eq!(call(&mut a, &["CACHE.GETUSER", "1"]), bulk("{}"));
+        drop(a);
+        drop(b);
+        s.assert_log_clean();
+    }
+}

@@ -12,7 +12,13 @@ from .keys import KeyScheme
 from .limiter import RateLimiter
 from .manager import CacheManager
 from .monitor import CachePerformanceMonitor
-from .services import QueryCacheService, TranslationCacheService, UserCacheService
+from .services import (
+    DocumentCacheService,
+    EmbeddingCacheService,
+    QueryCacheService,
+    TranslationCacheService,
+    UserCacheService,
+)
 from .settings import CacheLevel, CacheSettings, CacheStrategy
 
 __all__ = [
@@ -23,6 +29,8 @@ __all__ = [
     "CachePerformanceMonitor",
     "CacheSettings",
     "CacheStrategy",
+    "DocumentCacheService",
+    "EmbeddingCacheService",
     "KeyScheme",
     "QueryCacheService",
     "RateLimiter",

@@ -135,6 +135,13 @@ class KeyScheme:
             tag = "{" + slot_tag(key_slot(text.encode("utf-8"))) + "}"
         return f"{TRANSLATION_PREFIX}{tag}{md5_hex(text)}:{source_lang}:{target_lang}"
 
+    def embedding(self, text: str, model: str) -> str:
+        """``embedding:<md5(text)>:<model>``; tagged as a translation, by text."""
+        tag = ""
+        if self.style == "tagged":
+            tag = "{" + slot_tag(key_slot(text.encode("utf-8"))) + "}"
+        return f"{EMBEDDING_PREFIX}{tag}{md5_hex(text)}:{model}"
+
     def ratelimit(self, action: str, identifier: str) -> str:
         return f"{RATELIMIT_PREFIX}{action}:{self._id(identifier)}"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import struct
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -113,6 +115,24 @@ class UserCacheService(_Service):
             ("CACHE.SETSESSION", tid),
             session_data,
             self.session_ttl,
+        )
+
+    async def get_user_with_roles(self, user_id: int | str) -> dict[str, Any] | None:
+        """The user with roles cached at ``user_with_roles:<id>`` (the original
+        ``DatabaseOptimizer``'s key), or None."""
+        uid = ident(user_id, "user_id")
+        value: dict[str, Any] | None = await self.cache.read(
+            self.cache.keys.user_with_roles(uid), ("CACHE.GETUSERROLES", uid)
+        )
+        return value
+
+    async def set_user_with_roles(self, user_id: int | str, user_data: dict[str, Any]) -> bool:
+        uid = ident(user_id, "user_id")
+        return await self._write(
+            self.cache.keys.user_with_roles(uid),
+            ("CACHE.SETUSERROLES", uid),
+            user_data,
+            self.user_ttl,
         )
 
     async def invalidate_user_cache(self, user_id: int | str) -> bool:
@@ -318,3 +338,114 @@ class TranslationCacheService(_Service):
             loader,
             lambda v: self.set_translation(text, source_lang, target_lang, v),
         )
+
+
+def document_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"limit must be a positive int, got {value!r}")
+    return value
+
+
+class DocumentCacheService(_Service):
+    """The original ``DatabaseOptimizer``'s popular-document lists, at
+    ``popular_documents:<limit>:<category or 'all'>`` (``cachekit.document-ttl``)."""
+
+    def __init__(self, cache_manager: CacheManager) -> None:
+        super().__init__(cache_manager)
+        self.document_ttl: int | None = None
+
+    @staticmethod
+    def _category(category: str | None) -> str:
+        if category is None:
+            return "all"
+        return text_arg(category, "category") or "all"
+
+    async def get_popular_documents(
+        self, limit: int = 10, category: str | None = None
+    ) -> list[Any] | None:
+        n, cat = document_limit(limit), self._category(category)
+        value: list[Any] | None = await self.cache.read(
+            self.cache.keys.documents(n, cat), ("CACHE.GETDOCUMENTS", n, cat)
+        )
+        return value
+
+    async def set_popular_documents(
+        self, documents: list[Any], limit: int = 10, category: str | None = None
+    ) -> bool:
+        n, cat = document_limit(limit), self._category(category)
+        return await self._write(
+            self.cache.keys.documents(n, cat),
+            ("CACHE.SETDOCUMENTS", n, cat),
+            documents,
+            self.document_ttl,
+        )
+
+    async def get_or_set_popular_documents(
+        self,
+        loader: Callable[[], Awaitable[list[Any]]],
+        limit: int = 10,
+        category: str | None = None,
+    ) -> list[Any] | None:
+        return await self._load_once(
+            self.cache.keys.documents(document_limit(limit), self._category(category)),
+            lambda: self.get_popular_documents(limit, category),
+            loader,
+            lambda v: self.set_popular_documents(v, limit, category),
+        )
+
+
+def pack_fp32(vector: bytes | bytearray | memoryview | Sequence[float]) -> bytes:
+    """Little-endian float32 bytes of a vector: bytes as they are (e.g.
+    ``numpy_array.astype("<f4").tobytes()``), or a sequence of finite floats."""
+    if isinstance(vector, (bytes, bytearray, memoryview)):
+        data = bytes(vector)
+        if len(data) % 4:
+            raise ValueError(f"FP32 bytes must be a multiple of 4 long, got {len(data)}")
+        return data
+    values = [float(v) for v in vector]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError("vector values must be finite (no NaN or infinity)")
+    try:
+        return struct.pack(f"<{len(values)}f", *values)
+    except OverflowError as e:
+        raise ValueError(f"vector value out of float32 range ({e})") from None
+
+
+class EmbeddingCacheService(_Service):
+    """Embeddings stored by the module as packed float32 (4 bytes a
+    dimension) at ``embedding:<md5(text)>:<model>`` (``cachekit.embedding-ttl``).
+
+    Reads return the float32 bytes (``numpy.frombuffer(b, "<f4")``). They go
+    through the memory tier like every other kind: the module answers them in
+    JSON (``FORMAT JSON``), whose numbers read back as exactly the stored
+    float32 values, and the tier keeps that list, dropped when the key
+    changes anywhere; the bytes are packed from it on return."""
+
+    def __init__(self, cache_manager: CacheManager) -> None:
+        super().__init__(cache_manager)
+        self.embedding_ttl: int | None = None
+
+    async def get_embedding(self, text: str, model: str) -> bytes | None:
+        t, m = text_arg(text, "text"), text_arg(model, "model")
+        value: list[float] | None = await self.cache.read(
+            self.cache.keys.embedding(t, m), ("CACHE.GETEMBEDDING", t, m, "FORMAT", "JSON")
+        )
+        if value is None:
+            return None
+        return struct.pack(f"<{len(value)}f", *value)
+
+    async def set_embedding(
+        self, text: str, model: str, vector: bytes | bytearray | memoryview | Sequence[float]
+    ) -> bool:
+        t, m = text_arg(text, "text"), text_arg(model, "model")
+        data = pack_fp32(vector)
+        check_ttl(self.embedding_ttl)
+        args: list[Any] = ["CACHE.SETEMBEDDING", t, m, data, "FORMAT", "FP32"]
+        if self.embedding_ttl:
+            args += ["TTL", self.embedding_ttl]
+        try:
+            await self.cache.write(self.cache.keys.embedding(t, m), args)
+            return True
+        except Exception as e:
+            logger.warning("cachekit: CACHE.SETEMBEDDING failed (%s)", e)
+            return False

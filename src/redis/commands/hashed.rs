@@ -5,31 +5,12 @@ use crate::args::{given_twice, is_token, missing_value, syntax_error};
 use crate::error::{CmdError, CmdResult};
 use crate::json_shape::{self, Shape};
 use crate::keys;
+use crate::kinds::KindId;
 use crate::pyjson;
 use crate::redis::command::Args;
-use crate::redis::commands::cache::{
-    fetch_json, parse_set_options, store_json, style, Kind, TTL_OPTION,
-};
-use crate::redis::config;
+use crate::redis::commands::cache::{fetch_json, parse_set_options, store_json, style};
 use crate::redis::reply::Reply;
 use crate::redis::store::OwnedString;
-use crate::stats::Namespace;
-
-const SEARCH: Kind = Kind {
-    namespace: Namespace::Search,
-    ttl: &config::SEARCH_TTL,
-    shape: Shape::Any,
-};
-const RAG: Kind = Kind {
-    namespace: Namespace::Rag,
-    ttl: &config::RAG_TTL,
-    shape: Shape::Any,
-};
-const TRANSLATION: Kind = Kind {
-    namespace: Namespace::Translation,
-    ttl: &config::TRANSLATION_TTL,
-    shape: Shape::Any,
-};
 
 /// Longest FILTERS argument accepted. Canonicalizing holds the parsed tree,
 /// which takes up to about 30 times the text: without a bound, one read-only
@@ -115,22 +96,28 @@ pub fn get_search_filters(args: &Args, from: usize) -> Result<String, CmdError> 
 }
 
 pub fn setsearch(reply: &Reply, args: &Args) -> CmdResult {
-    json_shape::validate(args.bytes(3), SEARCH.shape, "value").map_err(CmdError::msg)?;
+    json_shape::validate(args.bytes(3), Shape::Any, "value").map_err(CmdError::msg)?;
     let mut filters = None;
-    let ttl = parse_set_options(args, 4, &SEARCH, SETSEARCH_OPTIONS, &mut |args, i| {
-        let arg = args.bytes(i);
-        if !is_token(arg, "FILTERS") {
-            return Ok(None);
-        }
-        if i + 1 >= args.len() {
-            return Err(missing_value(arg, SETSEARCH_OPTIONS));
-        }
-        if filters.is_some() {
-            return Err(given_twice(arg, SETSEARCH_OPTIONS));
-        }
-        filters = Some(canonical_filters(args.bytes(i + 1))?);
-        Ok(Some(2))
-    })?;
+    let ttl = parse_set_options(
+        args,
+        4,
+        KindId::Search,
+        SETSEARCH_OPTIONS,
+        &mut |args, i| {
+            let arg = args.bytes(i);
+            if !is_token(arg, "FILTERS") {
+                return Ok(None);
+            }
+            if i + 1 >= args.len() {
+                return Err(missing_value(arg, SETSEARCH_OPTIONS));
+            }
+            if filters.is_some() {
+                return Err(given_twice(arg, SETSEARCH_OPTIONS));
+            }
+            filters = Some(canonical_filters(args.bytes(i + 1))?);
+            Ok(Some(2))
+        },
+    )?;
     let filters = filters.unwrap_or_else(|| EMPTY_FILTERS.to_string());
     let key = search_key(args, 1, &filters)?;
     store_json(reply, &OwnedString::new(&key), 3, args, ttl)
@@ -139,36 +126,5 @@ pub fn setsearch(reply: &Reply, args: &Args) -> CmdResult {
 pub fn getsearch(reply: &Reply, args: &Args) -> CmdResult {
     let filters = get_search_filters(args, 3)?;
     let key = search_key(args, 1, &filters)?;
-    fetch_json(reply, args, &OwnedString::new(&key), Namespace::Search)
-}
-
-/// `<a> <b> <c> <json> [TTL s]`: the shape of SETRAG and SETTRANSLATION.
-fn set_three_part(
-    reply: &Reply,
-    args: &Args,
-    kind: &Kind,
-    key: fn(&Args, usize) -> Result<Vec<u8>, CmdError>,
-) -> CmdResult {
-    json_shape::validate(args.bytes(4), kind.shape, "value").map_err(CmdError::msg)?;
-    let ttl = parse_set_options(args, 5, kind, TTL_OPTION, &mut |_, _| Ok(None))?;
-    let key = key(args, 1)?;
-    store_json(reply, &OwnedString::new(&key), 4, args, ttl)
-}
-
-pub fn setrag(reply: &Reply, args: &Args) -> CmdResult {
-    set_three_part(reply, args, &RAG, rag_key)
-}
-
-pub fn getrag(reply: &Reply, args: &Args) -> CmdResult {
-    let key = rag_key(args, 1)?;
-    fetch_json(reply, args, &OwnedString::new(&key), Namespace::Rag)
-}
-
-pub fn settranslation(reply: &Reply, args: &Args) -> CmdResult {
-    set_three_part(reply, args, &TRANSLATION, translation_key)
-}
-
-pub fn gettranslation(reply: &Reply, args: &Args) -> CmdResult {
-    let key = translation_key(args, 1)?;
-    fetch_json(reply, args, &OwnedString::new(&key), Namespace::Translation)
+    fetch_json(reply, args, &OwnedString::new(&key), KindId::Search)
 }

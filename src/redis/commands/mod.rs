@@ -9,7 +9,10 @@ pub mod stats;
 #[cfg(feature = "panic-test")]
 pub mod debugpanic;
 
-use crate::redis::command::{command, Command, CommandDef, KeyAccess};
+use std::ffi::c_int;
+
+use crate::kinds::{self, KindId, Scheme, Value};
+use crate::redis::command::{command, Command, CommandDef, Handler, KeyAccess};
 use crate::redis::command_docs::{
     flag, integer, key, many, option, optional_block, string, Arg, TTL,
 };
@@ -29,79 +32,150 @@ const WRITE: &str = "write deny-oom";
 const READ: &str = "readonly fast";
 const READ_LINEAR: &str = "readonly";
 
+/// `CACHE.SET<kind>`, from the kind's entry in the table of kinds.
+const fn set_def(
+    kind: KindId,
+    complexity: &'static str,
+    args: &'static [Arg],
+    summary: &'static str,
+    handler: Handler,
+) -> CommandDef {
+    let k = &kinds::TABLE[kind as usize];
+    CommandDef {
+        name: k.set_command,
+        flags: WRITE,
+        arity: -((k.get_args.len() + 2) as c_int),
+        route_arg: (k.route + 1) as c_int,
+        route_is_key: false,
+        keys: KeyAccess::Overwrite,
+        complexity,
+        args,
+        summary,
+        handler,
+    }
+}
+
+/// `CACHE.GET<kind>`, from the kind's entry in the table of kinds: exact
+/// arity unless the kind takes options (search's FILTERS, FORMAT).
+const fn get_def(
+    kind: KindId,
+    flags: &'static str,
+    complexity: &'static str,
+    args: &'static [Arg],
+    summary: &'static str,
+    handler: Handler,
+) -> CommandDef {
+    let k = &kinds::TABLE[kind as usize];
+    let n = (k.get_args.len() + 1) as c_int;
+    let options = matches!(k.scheme, Scheme::Search) || matches!(k.value, Value::Fp32Vector);
+    CommandDef {
+        name: k.get_command,
+        flags,
+        arity: if options { -n } else { n },
+        route_arg: (k.route + 1) as c_int,
+        route_is_key: false,
+        keys: KeyAccess::Read,
+        complexity,
+        args,
+        summary,
+        handler,
+    }
+}
+
+const JSON_SIZE: &str = "O(N) where N is the size of the JSON value, which is validated";
+const FORMAT: Arg = option(c"FORMAT", string(c"format"));
+
 pub static COMMANDS: &[Command] = &[
-    command!(CommandDef {
-        name: "cache.setuser",
-        flags: WRITE,
-        arity: -3,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Overwrite,
-        complexity: "O(N) where N is the size of the JSON value, which is validated",
-        args: &[string(c"user_id"), string(c"json"), TTL],
-        summary: "Stores a user record (JSON object) at user:<user_id> with the user TTL.",
-        handler: cache::setuser,
-    }),
-    command!(CommandDef {
-        name: "cache.getuser",
-        flags: READ,
-        arity: 2,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Read,
-        complexity: "O(1)",
-        args: &[string(c"user_id")],
-        summary: "Returns the user record stored at user:<user_id>, or nil.",
-        handler: cache::getuser,
-    }),
-    command!(CommandDef {
-        name: "cache.setpermissions",
-        flags: WRITE,
-        arity: -3,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Overwrite,
-        complexity: "O(N) where N is the size of the JSON value, which is validated",
-        args: &[string(c"user_id"), string(c"json"), TTL],
-        summary: "Stores a user's permissions (JSON array) at user_permissions:<user_id>.",
-        handler: cache::setpermissions,
-    }),
-    command!(CommandDef {
-        name: "cache.getpermissions",
-        flags: READ,
-        arity: 2,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Read,
-        complexity: "O(1)",
-        args: &[string(c"user_id")],
-        summary: "Returns the permissions stored at user_permissions:<user_id>, or nil.",
-        handler: cache::getpermissions,
-    }),
-    command!(CommandDef {
-        name: "cache.setsession",
-        flags: WRITE,
-        arity: -3,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Overwrite,
-        complexity: "O(N) where N is the size of the JSON value, which is validated",
-        args: &[string(c"telegram_id"), string(c"json"), TTL],
-        summary: "Stores a session (JSON object) at session:<telegram_id> with the session TTL.",
-        handler: cache::setsession,
-    }),
-    command!(CommandDef {
-        name: "cache.getsession",
-        flags: READ,
-        arity: 2,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Read,
-        complexity: "O(1)",
-        args: &[string(c"telegram_id")],
-        summary: "Returns the session stored at session:<telegram_id>, or nil.",
-        handler: cache::getsession,
-    }),
+    command!(set_def(
+        KindId::User,
+        JSON_SIZE,
+        &[string(c"user_id"), string(c"json"), TTL],
+        "Stores a user record (JSON object) at user:<user_id> with the user TTL.",
+        cache::setuser,
+    )),
+    command!(get_def(
+        KindId::User,
+        READ,
+        "O(1)",
+        &[string(c"user_id")],
+        "Returns the user record stored at user:<user_id>, or nil.",
+        cache::getuser,
+    )),
+    command!(set_def(
+        KindId::Permissions,
+        JSON_SIZE,
+        &[string(c"user_id"), string(c"json"), TTL],
+        "Stores a user's permissions (JSON array) at user_permissions:<user_id>.",
+        cache::setpermissions,
+    )),
+    command!(get_def(
+        KindId::Permissions,
+        READ,
+        "O(1)",
+        &[string(c"user_id")],
+        "Returns the permissions stored at user_permissions:<user_id>, or nil.",
+        cache::getpermissions,
+    )),
+    command!(set_def(
+        KindId::Session,
+        JSON_SIZE,
+        &[string(c"telegram_id"), string(c"json"), TTL],
+        "Stores a session (JSON object) at session:<telegram_id> with the session TTL.",
+        cache::setsession,
+    )),
+    command!(get_def(
+        KindId::Session,
+        READ,
+        "O(1)",
+        &[string(c"telegram_id")],
+        "Returns the session stored at session:<telegram_id>, or nil.",
+        cache::getsession,
+    )),
+    command!(set_def(
+        KindId::UserRoles,
+        JSON_SIZE,
+        &[string(c"user_id"), string(c"json"), TTL],
+        "Stores a user with roles (JSON object) at user_with_roles:<user_id> with the user TTL.",
+        cache::setuserroles,
+    )),
+    command!(get_def(
+        KindId::UserRoles,
+        READ,
+        "O(1)",
+        &[string(c"user_id")],
+        "Returns the user with roles stored at user_with_roles:<user_id>, or nil.",
+        cache::getuserroles,
+    )),
+    command!(set_def(
+        KindId::Documents,
+        JSON_SIZE,
+        &[integer(c"limit"), string(c"category"), string(c"json"), TTL],
+        "Stores a popular-document list (JSON array) at popular_documents:<limit>:<category>.",
+        cache::setdocuments,
+    )),
+    command!(get_def(
+        KindId::Documents,
+        READ,
+        "O(1)",
+        &[integer(c"limit"), string(c"category")],
+        "Returns the popular-document list stored for <limit> and <category>, or nil.",
+        cache::getdocuments,
+    )),
+    command!(set_def(
+        KindId::Embedding,
+        "O(N) where N is the size of the vector, which is validated (and packed from JSON)",
+        &[string(c"text"), string(c"model"), string(c"vector"), FORMAT, TTL],
+        "Stores an embedding packed as float32 at embedding:<md5(text)>:<model>.",
+        cache::setembedding,
+    )),
+    command!(get_def(
+        KindId::Embedding,
+        READ_LINEAR,
+        "O(N) where N is the length of the hashed text and of the vector",
+        &[string(c"text"), string(c"model"), FORMAT],
+        "Returns a cached embedding as float32 bytes (or JSON with FORMAT JSON), or nil.",
+        cache::getembedding,
+    )),
     command!(CommandDef {
         name: "cache.invalidateuser",
         // Not deny-oom: deleting frees memory, as DEL does.
@@ -202,66 +276,44 @@ pub static COMMANDS: &[Command] = &[
         summary: "Stores search results at search:<md5(query:user_id:filters)> with the search TTL.",
         handler: hashed::setsearch,
     }),
-    command!(CommandDef {
-        name: "cache.getsearch",
-        flags: READ_LINEAR,
-        arity: -3,
-        route_arg: 2,
-        route_is_key: false,
-        keys: KeyAccess::Read,
-        complexity: "O(N) where N is the size of FILTERS, which is put in canonical form",
-        args: &[string(c"query"), string(c"user_id"), FILTERS],
-        summary: "Returns cached search results, or nil.",
-        handler: hashed::getsearch,
-    }),
-    command!(CommandDef {
-        name: "cache.setrag",
-        flags: WRITE,
-        arity: -5,
-        route_arg: 2,
-        route_is_key: false,
-        keys: KeyAccess::Overwrite,
-        complexity: "O(N) where N is the size of the JSON value, which is validated",
-        args: &[string(c"query"), string(c"user_id"), string(c"context_hash"), string(c"json"), TTL],
-        summary: "Stores a RAG answer at rag_response:<md5(query:user_id:context_hash)>.",
-        handler: hashed::setrag,
-    }),
-    command!(CommandDef {
-        name: "cache.getrag",
-        flags: READ_LINEAR,
-        arity: 4,
-        route_arg: 2,
-        route_is_key: false,
-        keys: KeyAccess::Read,
-        complexity: "O(N) where N is the length of the hashed arguments",
-        args: &[string(c"query"), string(c"user_id"), string(c"context_hash")],
-        summary: "Returns a cached RAG answer, or nil.",
-        handler: hashed::getrag,
-    }),
-    command!(CommandDef {
-        name: "cache.settranslation",
-        flags: WRITE,
-        arity: -5,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Overwrite,
-        complexity: "O(N) where N is the size of the JSON value, which is validated",
-        args: &[string(c"text"), string(c"source_lang"), string(c"target_lang"), string(c"json"), TTL],
-        summary: "Stores a translation at translation:<md5(text)>:<source>:<target>.",
-        handler: hashed::settranslation,
-    }),
-    command!(CommandDef {
-        name: "cache.gettranslation",
-        flags: READ_LINEAR,
-        arity: 4,
-        route_arg: 1,
-        route_is_key: false,
-        keys: KeyAccess::Read,
-        complexity: "O(N) where N is the length of the hashed text",
-        args: &[string(c"text"), string(c"source_lang"), string(c"target_lang")],
-        summary: "Returns a cached translation, or nil.",
-        handler: hashed::gettranslation,
-    }),
+    command!(get_def(
+        KindId::Search,
+        READ_LINEAR,
+        "O(N) where N is the size of FILTERS, which is put in canonical form",
+        &[string(c"query"), string(c"user_id"), FILTERS],
+        "Returns cached search results, or nil.",
+        hashed::getsearch,
+    )),
+    command!(set_def(
+        KindId::Rag,
+        JSON_SIZE,
+        &[string(c"query"), string(c"user_id"), string(c"context_hash"), string(c"json"), TTL],
+        "Stores a RAG answer at rag_response:<md5(query:user_id:context_hash)>.",
+        cache::setrag,
+    )),
+    command!(get_def(
+        KindId::Rag,
+        READ_LINEAR,
+        "O(N) where N is the length of the hashed arguments",
+        &[string(c"query"), string(c"user_id"), string(c"context_hash")],
+        "Returns a cached RAG answer, or nil.",
+        cache::getrag,
+    )),
+    command!(set_def(
+        KindId::Translation,
+        JSON_SIZE,
+        &[string(c"text"), string(c"source_lang"), string(c"target_lang"), string(c"json"), TTL],
+        "Stores a translation at translation:<md5(text)>:<source>:<target>.",
+        cache::settranslation,
+    )),
+    command!(get_def(
+        KindId::Translation,
+        READ_LINEAR,
+        "O(N) where N is the length of the hashed text",
+        &[string(c"text"), string(c"source_lang"), string(c"target_lang")],
+        "Returns a cached translation, or nil.",
+        cache::gettranslation,
+    )),
     command!(CommandDef {
         name: "cache.key",
         flags: READ_LINEAR,
