@@ -120,6 +120,7 @@ async def test_ids_with_braces_are_distinct_keys(manager: CacheManager) -> None:
 
 async def test_close_empties_the_tier_and_closes_connections(fresh_server: Server) -> None:
     server = fresh_server  # no other test's connections
+
     def clients() -> int:
         return sum(1 for line in server.cli("CLIENT", "LIST").splitlines() if line)
 
