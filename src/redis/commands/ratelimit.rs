@@ -30,8 +30,7 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-const CHECK_OPTIONS: &str =
-    "[<limit> <window_seconds> [<limit> <window_seconds> ...]] [ACTION <action>] [COST <n>]";
+const CHECK_OPTIONS: &str = "[<limit> <window_seconds> ...] [ACTION <action>] [COST <n>]";
 
 pub struct CheckArgs<'a> {
     pub identifier: &'a [u8],
