@@ -142,7 +142,7 @@ fn replica_holds_the_primary_state_byte_for_byte() {
         traffic(&mut pc);
         sync(&mut pc);
         let p = limiters(&mut pc);
-        assert_eq!(p.len(), 6, "{:?}", p.keys());
+        assert_eq!(p.len(), 14, "{:?}", p.keys());
         assert_eq!(limiters(&mut rc), p, "{}: replica state", flavor.binary());
 
         // The replica serves reads: PEEK and INFO, without recording.

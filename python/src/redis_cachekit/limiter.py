@@ -198,7 +198,9 @@ class RateLimiter:
         the binding rule."""
         ident_ = ident(identifier, "identifier")
         if not 1 <= len(rules) <= 8:
-            raise ValueError(f"rules must hold 1 to 8 (limit, window_seconds) pairs, got {len(rules)}")
+            raise ValueError(
+                f"rules must hold 1 to 8 (limit, window_seconds) pairs, got {len(rules)}"
+            )
         args: list[Any] = ["RATELIMIT.CHECK", ident_]
         for limit, window in rules:
             args += [positive(limit, "limit"), positive(window, "window_seconds")]

@@ -48,6 +48,10 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
     let mut i = from + 1;
     let mut explicit: Option<Rules> = None;
     while i < args.len() && !is_token(args.bytes(i), "ACTION") && !is_token(args.bytes(i), "COST") {
+        // After the first pair, a word that is not a number is an option.
+        if explicit.is_some() && crate::args::parse_ll(args.bytes(i)).is_none() {
+            return Err(syntax_error(args.bytes(i), CHECK_OPTIONS));
+        }
         if i + 1 >= args.len() {
             if crate::args::parse_ll(args.bytes(i)).is_none() {
                 return Err(syntax_error(args.bytes(i), CHECK_OPTIONS));
