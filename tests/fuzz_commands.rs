@@ -324,7 +324,11 @@ fn structured(rng: &mut StdRng, name: &str) -> Vec<Vec<u8>> {
         "RATELIMIT.CHECKALL" => {
             let n = rng.gen_range(0..5);
             // Now and then a count that does not match.
-            let said = if rng.gen_bool(0.8) { n } else { rng.gen_range(0..20) };
+            let said = if rng.gen_bool(0.8) {
+                n
+            } else {
+                rng.gen_range(0..20)
+            };
             a.push(said.to_string().into_bytes());
             for _ in 0..n {
                 a.push(

@@ -105,7 +105,9 @@ fn new_commands(c: &mut Connection) {
             .query(c)
             .unwrap();
         let _: Value = cmd("RATELIMIT.CHECKALL")
-            .arg(&["3", "default", "{g}1", "search", "{g}1", "upload", "{g}1", "COST", "2"])
+            .arg(&[
+                "3", "default", "{g}1", "search", "{g}1", "upload", "{g}1", "COST", "2",
+            ])
             .query(c)
             .unwrap();
         std::thread::sleep(Duration::from_millis(50));

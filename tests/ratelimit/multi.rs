@@ -3,7 +3,10 @@
 use super::*;
 
 fn acquire(c: &mut Connection, args: &[&str]) -> i64 {
-    cmd("RATELIMIT.ACQUIRE").arg(args).query(c).expect("ACQUIRE")
+    cmd("RATELIMIT.ACQUIRE")
+        .arg(args)
+        .query(c)
+        .expect("ACQUIRE")
 }
 
 struct All {
@@ -14,10 +17,16 @@ struct All {
 }
 
 fn checkall(c: &mut Connection, args: &[&str]) -> All {
-    let v: Value = cmd("RATELIMIT.CHECKALL").arg(args).query(c).expect("CHECKALL");
+    let v: Value = cmd("RATELIMIT.CHECKALL")
+        .arg(args)
+        .query(c)
+        .expect("CHECKALL");
     let p = pairs(v);
     let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["allowed", "retry_after_ms", "blocking", "remaining"]);
+    assert_eq!(
+        names,
+        ["allowed", "retry_after_ms", "blocking", "remaining"]
+    );
     let int = |v: &Value| -> i64 { redis::from_redis_value(v).expect("integer") };
     All {
         allowed: int(&p[0].1) == 1,
@@ -67,14 +76,22 @@ fn several_windows_and_acquire() {
         let rules: Vec<(i64, i64)> = redis::from_redis_value(&p[5].1).unwrap();
         assert_eq!(rules, [(2, 1_000), (3, 60_000)]);
         // A policy with two rules.
-        s.cli(&["CONFIG", "SET", "cachekit.ratelimit-policies", "search:2/1,3/60"]);
+        s.cli(&[
+            "CONFIG",
+            "SET",
+            "cachekit.ratelimit-policies",
+            "search:2/1,3/60",
+        ]);
         assert!(check(&mut c, &["m2", "ACTION", "search"]).allowed);
         assert!(check(&mut c, &["m2", "ACTION", "search"]).allowed);
         assert!(!check(&mut c, &["m2", "ACTION", "search"]).allowed);
         // Bad input changes nothing.
         for bad in [
             &["m1", "2"][..],
-            &["m1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1"],
+            &[
+                "m1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1",
+                "1", "1", "1",
+            ],
             &["m1", "ACTION", "a:b"],
         ] {
             let before = snapshot(&mut c, "rate_limit:default:m1");
@@ -100,7 +117,15 @@ fn checkall_is_all_or_nothing() {
             "cachekit.ratelimit-policies",
             "tg_chat:1/1 tg_group:20/60 tg_global:30/1",
         ]);
-        let args = ["3", "tg_chat", "12345", "tg_group", "-100123", "tg_global", "bot"];
+        let args = [
+            "3",
+            "tg_chat",
+            "12345",
+            "tg_group",
+            "-100123",
+            "tg_global",
+            "bot",
+        ];
         let a = checkall(&mut c, &args);
         assert!(a.allowed);
         assert_eq!((a.retry_after_ms, a.blocking), (0, -1));
@@ -126,7 +151,10 @@ fn checkall_is_all_or_nothing() {
             assert!(e.starts_with("ERR"), "{bad:?}: {e}");
             assert_eq!(snapshot(&mut c, "rate_limit:tg_group:-100123"), before);
         }
-        let exists: i64 = cmd("EXISTS").arg("rate_limit:tg_chat:9").query(&mut c).unwrap();
+        let exists: i64 = cmd("EXISTS")
+            .arg("rate_limit:tg_chat:9")
+            .query(&mut c)
+            .unwrap();
         assert_eq!(exists, 0);
         let a = checkall(&mut c, &["1", "tg_chat", "x", "COST", "2"]);
         assert_eq!((a.allowed, a.retry_after_ms, a.blocking), (false, -1, 0));
@@ -136,7 +164,12 @@ fn checkall_is_all_or_nothing() {
 #[test]
 fn checkall_from_parallel_clients_never_admits_partially() {
     on_each_server(|s| {
-        s.cli(&["CONFIG", "SET", "cachekit.ratelimit-policies", "p0:7/60 p1:5/60 p2:9/60 p3:6/60"]);
+        s.cli(&[
+            "CONFIG",
+            "SET",
+            "cachekit.ratelimit-policies",
+            "p0:7/60 p1:5/60 p2:9/60 p3:6/60",
+        ]);
         const THREADS: usize = 8;
         let deadline = Instant::now() + Duration::from_secs(40);
         let admitted: Vec<Vec<usize>> = std::thread::scope(|scope| {
@@ -149,7 +182,8 @@ fn checkall_from_parallel_clients_never_admits_partially() {
                         for _ in 0..30 {
                             assert!(Instant::now() < deadline);
                             // An overlapping set of 1 to 4 limiters.
-                            let mut set: Vec<usize> = (0..4).filter(|_| rng.gen_bool(0.5)).collect();
+                            let mut set: Vec<usize> =
+                                (0..4).filter(|_| rng.gen_bool(0.5)).collect();
                             if set.is_empty() {
                                 set.push(t % 4);
                             }
@@ -186,10 +220,16 @@ fn refund_takes_back_the_newest() {
     on_each_server(|s| {
         let mut c = s.conn();
         assert!(check(&mut c, &["rf", "3", "60", "COST", "3"]).allowed);
-        let n: i64 = cmd("RATELIMIT.REFUND").arg(&["rf", "COST", "2"]).query(&mut c).unwrap();
+        let n: i64 = cmd("RATELIMIT.REFUND")
+            .arg(&["rf", "COST", "2"])
+            .query(&mut c)
+            .unwrap();
         assert_eq!(n, 2);
         assert_eq!(info(&mut c, &["rf"]).count, 1);
-        let n: i64 = cmd("RATELIMIT.REFUND").arg(&["rf", "COST", "9"]).query(&mut c).unwrap();
+        let n: i64 = cmd("RATELIMIT.REFUND")
+            .arg(&["rf", "COST", "9"])
+            .query(&mut c)
+            .unwrap();
         assert_eq!(n, 1);
         let n: i64 = cmd("RATELIMIT.REFUND").arg(&["rf"]).query(&mut c).unwrap();
         assert_eq!(n, 0);
@@ -204,22 +244,37 @@ fn the_python_limiters_json_list_is_taken_over() {
         let mut c = s.conn();
         let now = now_ms() / 1000;
         let list = format!("[{}, {}, {}]", now - 2, now - 1, now);
-        let _: () = cmd("SETEX").arg(&["rate_limit:search:old", "60", &list]).query(&mut c).unwrap();
+        let _: () = cmd("SETEX")
+            .arg(&["rate_limit:search:old", "60", &list])
+            .query(&mut c)
+            .unwrap();
         let d = peek(&mut c, &["old", "5", "60", "ACTION", "search"]);
         assert_eq!(d.count, 4);
         assert_eq!(info(&mut c, &["old", "ACTION", "search"]).count, 3);
         // A denied check leaves it as it is; the first write converts it.
         assert!(!check(&mut c, &["old", "5", "60", "ACTION", "search", "COST", "3"]).allowed);
-        assert_eq!(get_bytes(&mut c, "rate_limit:search:old"), Some(list.clone().into_bytes()));
+        assert_eq!(
+            get_bytes(&mut c, "rate_limit:search:old"),
+            Some(list.clone().into_bytes())
+        );
         assert!(check(&mut c, &["old", "5", "60", "ACTION", "search"]).allowed);
         assert!(check(&mut c, &["old", "5", "60", "ACTION", "search"]).allowed);
         assert!(!check(&mut c, &["old", "5", "60", "ACTION", "search"]).allowed);
         assert_ne!(get_bytes(&mut c, "rate_limit:search:old").unwrap()[0], b'[');
         for bad in ["[1.5]", "[-1]", "[\"x\"]", "[1,", "[1] x"] {
-            let _: () = cmd("SET").arg(&["rate_limit:default:bad", bad]).query(&mut c).unwrap();
+            let _: () = cmd("SET")
+                .arg(&["rate_limit:default:bad", bad])
+                .query(&mut c)
+                .unwrap();
             let e = err_of(&mut c, cmd("RATELIMIT.CHECK").arg(&["bad", "5", "60"]));
-            assert!(e.starts_with("ERR corrupted rate limiter value"), "{bad}: {e}");
-            assert_eq!(get_bytes(&mut c, "rate_limit:default:bad"), Some(bad.as_bytes().to_vec()));
+            assert!(
+                e.starts_with("ERR corrupted rate limiter value"),
+                "{bad}: {e}"
+            );
+            assert_eq!(
+                get_bytes(&mut c, "rate_limit:default:bad"),
+                Some(bad.as_bytes().to_vec())
+            );
         }
     });
 }

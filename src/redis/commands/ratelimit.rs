@@ -727,7 +727,7 @@ pub fn record(reply: &Reply, args: &Args) -> CmdResult {
         reply.ok();
         return Ok(());
     }
-    if args.len() < 6 || args.len() % 2 != 0 {
+    if args.len() < 6 || !args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity);
     }
     let rule_at = |i: usize| -> Result<Rule, CmdError> {
