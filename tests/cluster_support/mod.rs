@@ -319,6 +319,7 @@ pub fn routing_arg(command: &str) -> Option<usize> {
     match command.to_ascii_uppercase().as_str() {
         "CACHE.SETSEARCH" | "CACHE.GETSEARCH" | "CACHE.SETRAG" | "CACHE.GETRAG" => Some(2),
         "CACHE.KEY" | "CACHE.STATS" => None,
+        "RATELIMIT.CHECKALL" => Some(3),
         _ => Some(1),
     }
 }

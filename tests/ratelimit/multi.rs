@@ -278,3 +278,31 @@ fn the_python_limiters_json_list_is_taken_over() {
         }
     });
 }
+
+#[test]
+fn a_two_window_limiter_of_200_requests_stays_under_1000_bytes() {
+    on_each_server(|s| {
+        let mut c = s.conn();
+        let key = "rate_limit:default:mem2";
+        // 200 requests spread over the last hour, as RATELIMIT.RECORD
+        // replays them (20 per minute at most).
+        let start = now_ms() - 3_500_000;
+        for i in 0..200i64 {
+            let at = (start + i * 17_000).to_string();
+            let _: () = cmd("RATELIMIT.RECORD")
+                .arg(&[key, &at, "20", "60000", "1", "200", "3600000"])
+                .query(&mut c)
+                .unwrap();
+        }
+        let v: Value = cmd("RATELIMIT.INFO").arg("mem2").query(&mut c).unwrap();
+        let p = pairs(v);
+        let stamps: Vec<i64> = redis::from_redis_value(&p[3].1).unwrap();
+        assert_eq!(stamps.len(), 200);
+        let usage: i64 = cmd("MEMORY").arg(&["USAGE", key]).query(&mut c).unwrap();
+        assert!(usage <= 1_000, "MEMORY USAGE {usage}");
+        println!(
+            "{}: 200 requests under 20/60,200/3600: {usage} B",
+            s.flavor.binary()
+        );
+    });
+}
