@@ -115,6 +115,10 @@ tests=(
   "CACHE.GETUSER|$IDS|$REQUESTS|CACHE.GETUSER 42"
   "RATELIMIT.CHECK|$IDS|$REQUESTS|RATELIMIT.CHECK __rand_int__ 100 60"
   "RATELIMIT.CHECK denied|$IDS|$REQUESTS|RATELIMIT.CHECK hot 100 60"
+  "RATELIMIT.ACQUIRE|$IDS|$REQUESTS|RATELIMIT.ACQUIRE a:__rand_int__ 100 60"
+  "CHECK, two windows|$IDS|$REQUESTS|RATELIMIT.CHECK w:__rand_int__ 100 60 1000 3600"
+  "CHECKALL, 3 limiters|$IDS|$REQUESTS|RATELIMIT.CHECKALL 3 default {__rand_int__}a default {__rand_int__}b default {__rand_int__}c"
+  "RATELIMIT.REFUND|$IDS|$REQUESTS|RATELIMIT.REFUND r:__rand_int__"
   "HGETALL, 8 fields|$IDS|$REQUESTS|HGETALL bench:reply8"
   "Lua sliding log|$IDS|$((REQUESTS / 4))|EVALSHA $sha 1 bench:log:__rand_int__ 100 60000"
   "CHECK, ~100 held|$STEADY_IDS|$steady_req|RATELIMIT.CHECK s:__rand_int__ 1000 600"
@@ -190,6 +194,11 @@ checks = [
     ("RATELIMIT.CHECK / INCR, server CPU", ratio("RATELIMIT.CHECK", "INCR", 1), ">=", 0.65),
     ("RATELIMIT.CHECK / Lua log, rps, fresh ids", ratio("RATELIMIT.CHECK", "Lua sliding log", 0), ">=", 5.0),
     ("RATELIMIT.CHECK / Lua log, rps, ~100 held", ratio("CHECK, ~100 held", "Lua log, ~100 held", 0), ">=", 5.0),
+    ("RATELIMIT.ACQUIRE / INCR, rps", ratio("RATELIMIT.ACQUIRE", "INCR", 0), ">=", 0.5),
+    ("CHECK two windows / CHECK one window, rps", ratio("CHECK, two windows", "RATELIMIT.CHECK", 0), ">=", 0.9),
+    ("CHECKALL of 3 / CHECK, limiter checks per s (3x calls)", 3 * ratio("CHECKALL, 3 limiters", "RATELIMIT.CHECK", 0), ">=", 1.5),
+    ("CHECKALL of 3 / CHECK, calls per s", ratio("CHECKALL, 3 limiters", "RATELIMIT.CHECK", 0), ">=", 0.5),
+    ("RATELIMIT.REFUND / INCR, rps (mostly nothing to refund)", ratio("RATELIMIT.REFUND", "INCR", 0), "", None),
     ("CACHE.GETUSER / GET, rps", ratio("CACHE.GETUSER", "GET", 0), ">=", 0.85),
     ("CACHE.GETUSER / GET, server CPU", ratio("CACHE.GETUSER", "GET", 1), ">=", 0.85),
     (f"MEMORY USAGE limiter, {count_burst} requests in a burst ({lb} B value)", int(mb), "<=", 600),
@@ -199,6 +208,8 @@ checks = [
 if "CL.THROTTLE (redis-cell)" in rows:
     checks.insert(4, ("RATELIMIT.CHECK / CL.THROTTLE (redis-cell), rps",
                       ratio("RATELIMIT.CHECK", "CL.THROTTLE (redis-cell)", 0), "", None))
+    checks.insert(5, ("RATELIMIT.ACQUIRE / CL.THROTTLE (redis-cell), rps",
+                      ratio("RATELIMIT.ACQUIRE", "CL.THROTTLE (redis-cell)", 0), ">=", 1.3))
 print(f"{'figure':<66}{'measured':>10}  target")
 for label, value, op, target in checks:
     shown = f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -1,19 +1,21 @@
-//! `ratelimit-policies`: named rules `action:limit/window_seconds`, space separated.
+//! `ratelimit-policies`: named rules `action:limit/window_seconds`, space
+//! separated; an action may have up to 8 rules, comma separated
+//! (`search:20/60,200/3600`), all of which must allow.
 
 use crate::args::parse_ll;
-use crate::limiter::{Rule, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
+use crate::limiter::{Rule, Rules, MAX_LIMIT, MAX_RULES, MAX_WINDOW_MS, MIN_WINDOW_MS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policies {
     /// Few entries: a linear scan beats hashing.
-    rules: Vec<(String, Rule)>,
+    rules: Vec<(String, Rules)>,
 }
 
 pub const MAX_ACTION_LEN: usize = 64;
 
 impl Policies {
     pub fn parse(text: &str) -> Result<Policies, String> {
-        let mut rules: Vec<(String, Rule)> = Vec::new();
+        let mut rules: Vec<(String, Rules)> = Vec::new();
         // A set for the duplicate check: the text may be long (CONFIG SET
         // takes any size), and a scan per item would be quadratic.
         let mut seen = std::collections::HashSet::new();
@@ -27,7 +29,7 @@ impl Policies {
         Ok(Policies { rules })
     }
 
-    pub fn get(&self, action: &[u8]) -> Option<Rule> {
+    pub fn get(&self, action: &[u8]) -> Option<Rules> {
         self.rules
             .iter()
             .find(|(a, _)| a.as_bytes() == action)
@@ -39,14 +41,21 @@ impl Policies {
         let parts: Vec<String> = self
             .rules
             .iter()
-            .map(|(a, r)| format!("{a}:{}/{}", r.limit, r.window_ms / 1000))
+            .map(|(a, rules)| {
+                let parts: Vec<String> = rules
+                    .as_slice()
+                    .iter()
+                    .map(|r| format!("{}/{}", r.limit, r.window_ms / 1000))
+                    .collect();
+                format!("{a}:{}", parts.join(","))
+            })
             .collect();
         parts.join(" ")
     }
 }
 
-fn parse_item(item: &str) -> Result<(&str, Rule), String> {
-    let result = parse_rule(item);
+fn parse_item(item: &str) -> Result<(&str, Rules), String> {
+    let result = parse_rules(item);
     // Errors quote the item: escape what could not be shown (or logged) as is.
     result.map_err(|e| e.replace(item, &printable(item)))
 }
@@ -63,10 +72,34 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-fn parse_rule(item: &str) -> Result<(&str, Rule), String> {
-    let shape = || format!("'{item}' is not of the form action:limit/window_seconds");
-    let (action, rest) = item.rsplit_once(':').ok_or_else(shape)?;
-    let (limit, window) = rest.split_once('/').ok_or_else(shape)?;
+fn parse_rules(item: &str) -> Result<(&str, Rules), String> {
+    let shape = || {
+        format!("'{item}' is not of the form action:limit/window_seconds[,limit/window_seconds...]")
+    };
+    let (action, rest) = item.split_once(':').ok_or_else(shape)?;
+    if rest.contains(':') {
+        return Err(format!(
+            "'{item}': the action must not contain ':' (plain keys rate_limit:<action>:<identifier> would be ambiguous)"
+        ));
+    }
+    let mut rules: Option<Rules> = None;
+    for part in rest.split(',') {
+        let rule = parse_rule(item, action, part)?;
+        match rules.as_mut() {
+            None => rules = Some(Rules::one(rule)),
+            Some(all) => all
+                .push(rule)
+                .map_err(|_| format!("'{item}': at most {MAX_RULES} rules per action"))?,
+        }
+    }
+    rules.map(|r| (action, r)).ok_or_else(shape)
+}
+
+fn parse_rule(item: &str, action: &str, part: &str) -> Result<Rule, String> {
+    let shape = || {
+        format!("'{item}' is not of the form action:limit/window_seconds[,limit/window_seconds...]")
+    };
+    let (limit, window) = part.split_once('/').ok_or_else(shape)?;
     if action.is_empty() || action.len() > MAX_ACTION_LEN {
         return Err(format!(
             "'{item}': the action must be 1 to {MAX_ACTION_LEN} bytes"
@@ -96,13 +129,10 @@ fn parse_rule(item: &str) -> Result<(&str, Rule), String> {
         .ok_or_else(|| {
             format!("'{item}': the window must be an integer from {min_window_s} to {max_window_s} seconds")
         })?;
-    Ok((
-        action,
-        Rule {
-            limit,
-            window_ms: window_s * 1000,
-        },
-    ))
+    Ok(Rule {
+        limit,
+        window_ms: window_s * 1000,
+    })
 }
 
 #[cfg(test)]
@@ -114,17 +144,17 @@ mod tests {
         let p = Policies::parse("default:100/60 search:20/60 upload:5/60").unwrap();
         assert_eq!(
             p.get(b"search"),
-            Some(Rule {
+            Some(Rules::one(Rule {
                 limit: 20,
                 window_ms: 60_000
-            })
+            }))
         );
         assert_eq!(
             p.get(b"default"),
-            Some(Rule {
+            Some(Rules::one(Rule {
                 limit: 100,
                 window_ms: 60_000
-            })
+            }))
         );
         assert_eq!(p.get(b"nope"), None);
         assert_eq!(p.render(), "default:100/60 search:20/60 upload:5/60");
@@ -133,6 +163,15 @@ mod tests {
             Policies::parse("  a:1/1\t b:2/3 ").unwrap().render(),
             "a:1/1 b:2/3"
         );
+    }
+
+    #[test]
+    fn parses_several_rules() {
+        let p = Policies::parse("search:20/60,200/3600 x:1/1").unwrap();
+        let r = p.get(b"search").unwrap();
+        assert_eq!(r.as_slice().len(), 2);
+        assert_eq!(r.as_slice()[1], Rule::new(200, 3_600_000).unwrap());
+        assert_eq!(p.render(), "search:20/60,200/3600 x:1/1");
     }
 
     #[test]
@@ -165,6 +204,10 @@ mod tests {
             "a\0b:1/1",
             "a\u{7f}:1/1",
             "a\u{85}:1/1",
+            "a:b:5/60",
+            "a:1/1,",
+            "a:1/1,,2/2",
+            "a:1/1,2/2,3/3,4/4,5/5,6/6,7/7,8/8,9/9",
         ] {
             assert!(Policies::parse(bad).is_err(), "{bad}");
         }
@@ -187,7 +230,7 @@ mod tests {
     fn many_policies_parse() {
         let text: Vec<String> = (0..100_000).map(|i| format!("a{i}:1/1")).collect();
         let p = Policies::parse(&text.join(" ")).unwrap();
-        assert_eq!(p.get(b"a99999").map(|r| r.limit), Some(1));
+        assert_eq!(p.get(b"a99999").map(|r| r.cover().limit), Some(1));
         let dup = format!("{} a5:1/1", text.join(" "));
         assert_eq!(
             Policies::parse(&dup),
@@ -222,7 +265,7 @@ mod props {
                 // Whatever is accepted is within the documented bounds.
                 for (action, r) in &p.rules {
                     prop_assert!(!action.is_empty() && action.len() <= MAX_ACTION_LEN);
-                    let braces = action.contains(['{', '}']);
+                    let braces = action.contains(['{', '}', ':']);
                     prop_assert!(!braces, "{}", action);
                     prop_assert!(r.validate().is_ok());
                 }
@@ -232,7 +275,7 @@ mod props {
 
         #[test]
         fn valid_policies_round_trip(
-            items in vec(("[a-z_][a-z0-9_:.-]{0,40}", rule()), 0..6),
+            items in vec(("[a-z_][a-z0-9_.-]{0,40}", rule()), 0..6),
             gaps in vec("[ \t\n]{1,3}", 7),
         ) {
             let mut seen = Vec::new();
@@ -249,7 +292,10 @@ mod props {
             for (action, r) in &items {
                 if let Some(got) = p.get(action.as_bytes()) {
                     // The first occurrence of a name was kept.
-                    let first = items.iter().find(|(a, _)| a == action).map(|(_, r)| *r);
+                    let first = items
+                        .iter()
+                        .find(|(a, _)| a == action)
+                        .map(|(_, r)| Rules::one(*r));
                     prop_assert_eq!(Some(got), first);
                 } else {
                     prop_assert!(false, "{} missing (rule {:?})", action, r);

@@ -658,6 +658,38 @@ fn redis_cli_follows_redirects(cl: &Cluster, conns: &mut [redis::Connection]) {
 }
 
 /// The routing argument a client table uses is the one the server declares.
+/// CHECKALL routes by its first identifier; limiters of one identifier
+/// (one tag) are checked together, limiters in two slots are refused.
+fn checkall_stays_in_one_slot(cc: &mut ClusterConnection) {
+    let same: [&[u8]; 6] = [
+        b"RATELIMIT.CHECKALL",
+        b"2",
+        b"default",
+        b"ckall7",
+        b"search",
+        b"ckall7",
+    ];
+    let m = as_map(&ok(run(cc, &same), "CHECKALL"));
+    assert_eq!(m.get("allowed"), Some(&Value::Int(1)));
+    use redis::cluster_routing::get_slot;
+    assert_ne!(get_slot(b"ckall7"), get_slot(b"ckall8"));
+    let split: [&[u8]; 6] = [
+        b"RATELIMIT.CHECKALL",
+        b"2",
+        b"default",
+        b"ckall7",
+        b"search",
+        b"ckall8",
+    ];
+    let e = run(cc, &split).expect_err("limiters in two slots");
+    assert!(e.to_string().contains("hash to the same slot"), "{e}");
+    let m = as_map(&ok(
+        run(cc, &[b"RATELIMIT.INFO", b"ckall7", b"ACTION", b"search"]),
+        "INFO",
+    ));
+    assert_eq!(m.get("current_requests"), Some(&Value::Int(1)));
+}
+
 fn declared_routing_matches(conns: &mut [redis::Connection]) {
     let names: Vec<String> = redis::cmd("COMMAND")
         .arg("LIST")
@@ -738,6 +770,7 @@ fn drive(flavor: Flavor) {
     );
 
     untaggable_ids_are_refused(&cl, &mut cc);
+    checkall_stays_in_one_slot(&mut cc);
     wrong_node_gets_moved(&cl, &mut conns, &mut rng);
     transactions_stay_in_one_slot(&cl, &mut conns);
 

@@ -43,6 +43,9 @@ pub const COMMANDS: &[&str] = &[
     "RATELIMIT.INFO",
     "RATELIMIT.RESET",
     "RATELIMIT.RECORD",
+    "RATELIMIT.ACQUIRE",
+    "RATELIMIT.CHECKALL",
+    "RATELIMIT.REFUND",
 ];
 
 const WORDS: &[&str] = &[
@@ -379,17 +382,57 @@ fn structured(rng: &mut StdRng, name: &str) -> Vec<Vec<u8>> {
                     .as_bytes()
                     .to_vec(),
             );
-            a.push(number(rng));
-            a.push(pick(rng, &["1000", "60000"]).as_bytes().to_vec());
-            a.push(number(rng));
+            if rng.gen_bool(0.2) {
+                a.push(b"REFUND".to_vec());
+                a.push(number(rng));
+            } else {
+                a.push(number(rng));
+                a.push(pick(rng, &["1000", "60000"]).as_bytes().to_vec());
+                a.push(number(rng));
+                for _ in 0..rng.gen_range(0..3) {
+                    a.push(number(rng));
+                    a.push(pick(rng, &["1000", "60000", "3600000"]).as_bytes().to_vec());
+                }
+            }
+        }
+        "RATELIMIT.CHECKALL" => {
+            let n = rng.gen_range(0..5);
+            // Now and then a count that does not match.
+            let said = if rng.gen_bool(0.8) {
+                n
+            } else {
+                rng.gen_range(0..20)
+            };
+            a.push(said.to_string().into_bytes());
+            for _ in 0..n {
+                a.push(
+                    pick(rng, &["default", "search", "upload", "nope", "a:b"])
+                        .as_bytes()
+                        .to_vec(),
+                );
+                a.push(id(rng));
+            }
+            if rng.gen_bool(0.3) {
+                a.push(b"COST".to_vec());
+                a.push(number(rng));
+            }
         }
         _ => {
-            // RATELIMIT.CHECK/PEEK/INFO/RESET
+            // RATELIMIT.CHECK/ACQUIRE/PEEK/INFO/RESET/REFUND
             a.push(id(rng));
-            let full = name == "RATELIMIT.CHECK" || name == "RATELIMIT.PEEK";
+            let full = matches!(
+                name,
+                "RATELIMIT.CHECK" | "RATELIMIT.PEEK" | "RATELIMIT.ACQUIRE"
+            );
             if full && rng.gen_bool(0.5) {
-                a.push(number(rng));
-                a.push(number(rng));
+                // 1 to 9 pairs (9 is one too many), now and then odd.
+                for _ in 0..rng.gen_range(1..=9) {
+                    a.push(number(rng));
+                    a.push(number(rng));
+                }
+                if rng.gen_bool(0.1) {
+                    a.push(number(rng));
+                }
             }
             if rng.gen_bool(0.4) {
                 a.push(b"ACTION".to_vec());
@@ -399,7 +442,7 @@ fn structured(rng: &mut StdRng, name: &str) -> Vec<Vec<u8>> {
                         .to_vec(),
                 );
             }
-            if full && rng.gen_bool(0.3) {
+            if (full || name == "RATELIMIT.REFUND") && rng.gen_bool(0.3) {
                 a.push(b"COST".to_vec());
                 a.push(number(rng));
             }

@@ -92,6 +92,47 @@ fn traffic(c: &mut Connection) {
         .query(c)
         .unwrap();
     assert!(ttl > 98_000, "PTTL {ttl}");
+    new_commands(c);
+}
+
+/// Several rules, ACQUIRE, CHECKALL, REFUND and the Python limiter's JSON
+/// list: each replicates its effect, not its clock.
+fn new_commands(c: &mut Connection) {
+    for _ in 0..3 {
+        allowed(c, &["gina", "2", "1", "5", "60"]);
+        let _: i64 = cmd("RATELIMIT.ACQUIRE")
+            .arg(&["hank", "3", "60", "10", "3600"])
+            .query(c)
+            .unwrap();
+        let _: Value = cmd("RATELIMIT.CHECKALL")
+            .arg(&[
+                "3", "default", "{g}1", "search", "{g}1", "upload", "{g}1", "COST", "2",
+            ])
+            .query(c)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A shorter window after a longer one keeps the longer one's requests.
+    allowed(c, &["ivy", "5", "60"]);
+    allowed(c, &["ivy", "5", "1"]);
+    let n: i64 = cmd("RATELIMIT.REFUND")
+        .arg(&["hank", "COST", "2"])
+        .query(c)
+        .unwrap();
+    assert_eq!(n, 2);
+    let _: i64 = cmd("RATELIMIT.REFUND")
+        .arg(&["{g}1", "ACTION", "upload"])
+        .query(c)
+        .unwrap();
+    // The Python limiter's state, converted by a check and by a refund.
+    let now = now_ms() / 1000;
+    let list = format!("[{}, {}]", now - 1, now);
+    for key in ["rate_limit:default:jack", "rate_limit:default:kate"] {
+        let _: () = cmd("SETEX").arg(key).arg(60).arg(&list).query(c).unwrap();
+    }
+    assert!(allowed(c, &["jack", "5", "60"]));
+    let n: i64 = cmd("RATELIMIT.REFUND").arg("kate").query(c).unwrap();
+    assert_eq!(n, 1);
 }
 
 #[test]
@@ -103,7 +144,7 @@ fn replica_holds_the_primary_state_byte_for_byte() {
         traffic(&mut pc);
         sync(&mut pc);
         let p = limiters(&mut pc);
-        assert_eq!(p.len(), 6, "{:?}", p.keys());
+        assert_eq!(p.len(), 14, "{:?}", p.keys());
         assert_eq!(limiters(&mut rc), p, "{}: replica state", flavor.binary());
 
         // The replica serves reads: PEEK and INFO, without recording.

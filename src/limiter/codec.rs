@@ -14,6 +14,22 @@
 //!               entry it is the absolute Unix time in ms.
 //! ```
 //!
+//! Format 2 (`0xC2`) is written only when format 1 cannot say it: several
+//! rules, or a retention cover wider than the one rule (mixed rules over the
+//! limiter's life). Its header is
+//!
+//! ```text
+//! byte 0        0xC2
+//! varint        n          (1..=MAX_RULES; rules of the last check that wrote)
+//! varint pair   limit, window_ms   n times
+//! varint        keep_limit  (>= every limit: the newest units kept at most)
+//! varint        keep_window (>= every window: how long a unit is kept)
+//! varint        total, span, then the entries, as in format 1
+//! ```
+//!
+//! In format 1 the cover is the one rule. Format 1 values written by earlier
+//! releases stay valid and are still written when one rule covers all.
+//!
 //! Varints are LEB128 (7 bits per byte, low group first), canonical (no
 //! trailing zero group) and at most 10 bytes. The tag holds a u64 delta plus
 //! one flag bit, so it is decoded as a u128 and range-checked.
@@ -26,15 +42,19 @@
 //! re-encoding one entry and copying the rest; `span` gives the newest time
 //! without a scan so that appending is O(1).
 
-use super::rule::{StateError, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS, MIN_WINDOW_MS};
+use super::rule::{
+    Rule, Rules, StateError, MAX_COST, MAX_LIMIT, MAX_RULES, MAX_WINDOW_MS, MIN_WINDOW_MS,
+};
 
 pub(crate) const MAGIC_V1: u8 = 0xC1;
+/// Format 2: several rules and a retention cover (see the module docs).
+pub(crate) const MAGIC_V2: u8 = 0xC2;
 
 /// 10 groups of 7 bits = 70 bits, enough for a tag (65 bits).
 const MAX_VARINT_LEN: usize = 10;
 
-/// Largest encoded header: magic + 4 varints of a u64.
-pub(crate) const MAX_HEADER_LEN: usize = 1 + 4 * MAX_VARINT_LEN;
+/// Largest encoded header: magic, count, the rules, the cover, total, span.
+pub(crate) const MAX_HEADER_LEN: usize = 2 + (2 * MAX_RULES + 4) * MAX_VARINT_LEN;
 /// Largest encoded entry: tag + count.
 pub(crate) const MAX_ENTRY_LEN: usize = 2 * MAX_VARINT_LEN;
 
@@ -64,12 +84,39 @@ pub(crate) fn put_entry(out: &mut Vec<u8>, delta: u64, count: u64) {
     }
 }
 
-pub(crate) fn put_header(out: &mut Vec<u8>, limit: u64, window_ms: u64, total: u64, span: u64) {
-    out.push(MAGIC_V1);
-    put_varint(out, u128::from(limit));
-    put_varint(out, u128::from(window_ms));
+/// Writes the header: format 1 when the one rule is the cover, else 2.
+pub(crate) fn put_header(out: &mut Vec<u8>, rules: &Rules, keep: Rule, total: u64, span: u64) {
+    match rules.as_slice() {
+        [one] if *one == keep => {
+            out.push(MAGIC_V1);
+            put_varint(out, u128::from(one.limit));
+            put_varint(out, u128::from(one.window_ms));
+        }
+        all => {
+            out.push(MAGIC_V2);
+            put_varint(out, all.len() as u128);
+            for r in all {
+                put_varint(out, u128::from(r.limit));
+                put_varint(out, u128::from(r.window_ms));
+            }
+            put_varint(out, u128::from(keep.limit));
+            put_varint(out, u128::from(keep.window_ms));
+        }
+    }
     put_varint(out, u128::from(total));
     put_varint(out, u128::from(span));
+}
+
+fn read_rule(reader: &mut Reader<'_>) -> Result<Rule, StateError> {
+    let limit = reader.u64()?;
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(corrupt("stored limit out of range"));
+    }
+    let window_ms = reader.u64()?;
+    if !(MIN_WINDOW_MS..=MAX_WINDOW_MS).contains(&window_ms) {
+        return Err(corrupt("stored window out of range"));
+    }
+    Ok(Rule { limit, window_ms })
 }
 
 /// Bounds-checked cursor: every read goes through `get`, so no input panics.
@@ -175,8 +222,11 @@ fn read_entry(reader: &mut Reader<'_>, prev_t: u64) -> Result<(u64, u64), StateE
 /// A decoded header plus the first entry; the others are decoded lazily.
 #[derive(Clone, Debug)]
 pub(crate) struct Decoded<'a> {
-    pub limit: u64,
-    pub window_ms: u64,
+    /// The rules of the last check that wrote.
+    pub rules: Rules,
+    /// What is kept: units younger than `keep.window_ms`, at most
+    /// `keep.limit` of them.
+    pub keep: Rule,
     pub total: u64,
     pub last_t: u64,
     /// Oldest entry `(time, count)`.
@@ -189,24 +239,38 @@ pub(crate) struct Decoded<'a> {
 
 /// O(1) decode: checks everything that can be checked without a scan.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, StateError> {
-    match bytes.first() {
+    let v2 = match bytes.first() {
         None => return Err(corrupt("empty value")),
-        Some(&MAGIC_V1) => {}
+        Some(&MAGIC_V1) => false,
+        Some(&MAGIC_V2) => true,
         Some(_) => return Err(corrupt("not a rate limiter value (bad magic byte)")),
-    }
+    };
     // Every valid value ends with the last byte of a varint.
     if bytes.last().is_some_and(|b| b & 0x80 != 0) {
         return Err(corrupt("truncated value"));
     }
     let mut reader = Reader { buf: bytes, pos: 1 };
-    let limit = reader.u64()?;
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(corrupt("stored limit out of range"));
-    }
-    let window_ms = reader.u64()?;
-    if !(MIN_WINDOW_MS..=MAX_WINDOW_MS).contains(&window_ms) {
-        return Err(corrupt("stored window out of range"));
-    }
+    let (rules, keep) = if v2 {
+        let n = reader.u64()?;
+        if !(1..=MAX_RULES as u64).contains(&n) {
+            return Err(corrupt("stored rule count out of range"));
+        }
+        let mut rules = Rules::one(read_rule(&mut reader)?);
+        for _ in 1..n {
+            rules
+                .push(read_rule(&mut reader)?)
+                .map_err(|_| corrupt("stored rule count out of range"))?;
+        }
+        let keep = read_rule(&mut reader)?;
+        let cover = rules.cover();
+        if keep.limit < cover.limit || keep.window_ms < cover.window_ms {
+            return Err(corrupt("stored cover narrower than a stored rule"));
+        }
+        (rules, keep)
+    } else {
+        let rule = read_rule(&mut reader)?;
+        (Rules::one(rule), rule)
+    };
     let total = reader.u64()?;
     if !(1..=MAX_LIMIT).contains(&total) {
         return Err(corrupt("stored total out of range"));
@@ -228,8 +292,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, StateError> {
         return Err(corrupt("single entry does not match header"));
     }
     Ok(Decoded {
-        limit,
-        window_ms,
+        rules,
+        keep,
         total,
         last_t,
         first,
@@ -332,6 +396,11 @@ pub(crate) fn validate_all(d: &Decoded<'_>) -> Result<(), StateError> {
 mod tests {
     use super::*;
 
+    fn put_header(out: &mut Vec<u8>, limit: u64, window_ms: u64, total: u64, span: u64) {
+        let r = Rule { limit, window_ms };
+        super::put_header(out, &Rules::one(r), r, total, span);
+    }
+
     fn varint_bytes(v: u128) -> Vec<u8> {
         let mut out = Vec::new();
         put_varint(&mut out, v);
@@ -424,7 +493,7 @@ mod tests {
         put_entry(&mut good, 5, 1);
         let d = decode(&good).unwrap();
         assert_eq!(
-            (d.limit, d.window_ms, d.total, d.last_t),
+            (d.keep.limit, d.keep.window_ms, d.total, d.last_t),
             (10, 60_000, 3, 1_005)
         );
         assert_eq!(d.first, (1_000, 2));

@@ -41,7 +41,11 @@ fn state_like() -> impl Strategy<Value = Vec<u8>> {
             } else {
                 (limit, window, total, span)
             };
-            codec::put_header(&mut out, limit, window, total, span);
+            let r = Rule {
+                limit,
+                window_ms: window,
+            };
+            codec::put_header(&mut out, &crate::limiter::Rules::one(r), r, total, span);
             for (i, (delta, count)) in entries.iter().enumerate() {
                 let delta = if i == 0 {
                     T0 + delta % 10_000

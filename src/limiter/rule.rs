@@ -68,3 +68,78 @@ impl fmt::Display for StateError {
 }
 
 impl std::error::Error for StateError {}
+
+/// Most rules one check applies (`<limit> <window_seconds>` pairs, or the
+/// comma-separated rules of a policy).
+pub const MAX_RULES: usize = 8;
+
+/// The 1 to [`MAX_RULES`] rules of one check, all of which must allow.
+/// A fixed array, so that a check allocates nothing for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    items: [Rule; MAX_RULES],
+    len: usize,
+}
+
+impl Rules {
+    /// One rule.
+    pub fn one(rule: Rule) -> Self {
+        Rules {
+            items: [rule; MAX_RULES],
+            len: 1,
+        }
+    }
+
+    /// 1 to [`MAX_RULES`] rules, each within the public bounds.
+    pub fn new(rules: &[Rule]) -> Result<Self, StateError> {
+        let Some(&first) = rules.first() else {
+            return Err(StateError::InvalidArgument("at least one rule is needed"));
+        };
+        if rules.len() > MAX_RULES {
+            return Err(StateError::InvalidArgument("at most 8 rules"));
+        }
+        let mut out = Rules::one(first);
+        for (slot, rule) in out.items.iter_mut().zip(rules) {
+            rule.validate()?;
+            *slot = *rule;
+        }
+        out.len = rules.len();
+        Ok(out)
+    }
+
+    /// Adds a rule; fails past [`MAX_RULES`].
+    pub fn push(&mut self, rule: Rule) -> Result<(), StateError> {
+        let slot = self
+            .items
+            .get_mut(self.len)
+            .ok_or(StateError::InvalidArgument("at most 8 rules"))?;
+        *slot = rule;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn as_slice(&self) -> &[Rule] {
+        self.items.get(..self.len).unwrap_or(&[])
+    }
+
+    pub fn validate(&self) -> Result<(), StateError> {
+        if self.len == 0 || self.len > MAX_RULES {
+            return Err(StateError::InvalidArgument("1 to 8 rules"));
+        }
+        self.as_slice().iter().try_for_each(Rule::validate)
+    }
+
+    /// The longest window and the largest limit among the rules: what the
+    /// limiter must keep for every one of them to stay exact.
+    pub fn cover(&self) -> Rule {
+        let slice = self.as_slice();
+        Rule {
+            limit: slice.iter().map(|r| r.limit).max().unwrap_or(1),
+            window_ms: slice
+                .iter()
+                .map(|r| r.window_ms)
+                .max()
+                .unwrap_or(MIN_WINDOW_MS),
+        }
+    }
+}

@@ -2,46 +2,48 @@
 //! stored byte string (see `codec` for the layout).
 //!
 //! Semantics:
-//! - A request admitted at `t` (Unix ms) is counted at `now` iff
-//!   `t + window_ms > now`.
-//! - A check of cost `c` is allowed iff `counted + c <= limit`. An allowed
-//!   check records `c` units at one time; a denied check changes nothing.
+//! - A request admitted at `t` (Unix ms) is counted at `now` under a rule
+//!   iff `t + window_ms > now`.
+//! - A check of cost `c` under one or more rules is allowed iff, for every
+//!   rule, `counted + c <= limit`. An allowed check records `c` units at one
+//!   time, once; a denied check records nothing.
 //! - Every operation is a deterministic function of (old bytes, arguments),
 //!   so a primary and its replicas given the same `now` produce the same
 //!   bytes.
+//!
+//! Retention (mixed rules): the state keeps a *cover*, the longest window
+//! and the largest limit among the rules applied to it since it last held
+//! nothing counted. A unit is dropped only once it has left the cover's
+//! window, or when more than the cover's limit newer units are kept (a rule
+//! needs at most its `limit` newest units to decide exactly). So a check
+//! under a shorter window never drops what a longer rule still counts, and
+//! every check under rules applied during the state's life is exact against
+//! the full history. The key's expiry follows the cover's window. A denied
+//! check that widens the cover stores it ([`Effect::Rewrite`]). The cover
+//! only grows while the key exists; it starts again from the check's rules
+//! once the key has expired (its window empty) or was reset.
 //!
 //! Clock going backwards: when `now` is older than the newest stored entry,
 //! the new entry is recorded at the newest stored time instead (the log
 //! stays sorted and appends stay O(1)); the decision itself still uses
 //! `now`. This never admits more than `limit` in any window of recorded
-//! times: every entry dropped earlier was dropped by an allowed check whose
-//! own recording time is at most the newest stored time.
-//!
-//! Policy change: the rule passed to a check applies from that check on.
-//! Entries are dropped and counted with the new window and compared with
-//! the new limit; the stored rule (reported by `info`, used by
-//! `expire_at_ms`) is the rule of the last check that wrote: an allowed
-//! check, a denied one under another rule with a window at least as long
-//! ([`Effect::Rewrite`], which keeps every entry, so the key lives while
-//! they count under that rule) or `record`. A denied check under a shorter
-//! window writes nothing: storing it would bring the expiry forward and
-//! lose requests that still count under the stored window. Entries already
-//! dropped under a shorter old window are not brought back.
+//! times.
 //!
 //! Cost: a check reads the header and drops the entries that left the
-//! window (each entry is dropped once, so this is amortized O(1) per
-//! admitted request). A denied check or a peek under the stored rule then
-//! scans at most `cost` units, so a flooded limiter answers in O(cost)
-//! however much it holds. A check (or peek) that is allowed, or denied
-//! under another rule that it stores ([`Effect::Rewrite`]), decodes every
-//! entry it keeps first (O(entries), a few instructions each, next to the
-//! copy it makes of them anyway), so a damaged value is refused rather than
-//! carried into the next state.
+//! cover's window (each entry is dropped once, so this is amortized O(1)
+//! per admitted request); a rule with a shorter window than the cover then
+//! skips the entries it no longer counts. A denied check under rules that
+//! change nothing scans at most `cost` units more, so a flooded limiter
+//! answers in O(cost). A check (or peek) that would write decodes every
+//! entry it keeps first, so a damaged value is refused rather than carried
+//! into the next state.
 
 use super::codec::{self, Entries};
-use super::rule::{validate_cost, Rule, StateError, MAX_LIMIT};
+use super::rule::{validate_cost, Rule, Rules, StateError, MAX_LIMIT};
 
-/// The outcome of a check, with the fields of the command's reply.
+/// The outcome of a check, with the fields of the command's reply: those
+/// of the binding rule (when denied, the one that needs the longest wait;
+/// when allowed, the one with the fewest `remaining`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
@@ -54,7 +56,7 @@ pub struct Decision {
     pub remaining: i64,
     /// 0 when allowed, -1 when `cost > limit` (never allowed), otherwise
     /// the smallest wait after which this same check is allowed (if
-    /// nothing else is admitted meanwhile).
+    /// nothing else is admitted meanwhile): every rule allows by then.
     pub retry_after_ms: i64,
     /// Time until the oldest counted unit leaves the window, after this
     /// check; 0 when nothing is counted.
@@ -70,43 +72,108 @@ fn remaining(limit: u64, count: u64) -> i64 {
 /// What `info` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Info {
-    /// Units counted at `now` under the stored window.
+    /// Units counted at `now` under the longest stored rule.
     pub count: u64,
-    /// The rule stored by the last check that wrote.
+    /// The first rule stored by the last check that wrote.
     pub limit: u64,
     pub window_ms: u64,
+    /// Every rule stored by the last check that wrote.
+    pub rules: Rules,
     /// Counted units' times, oldest first, one per unit of cost.
     pub timestamps: Vec<u64>,
 }
 
 /// The first entry still counted, with the decoder positioned after it.
+#[derive(Clone)]
 struct Kept<'a> {
     t: u64,
     count: u64,
     rest: Entries<'a>,
 }
 
-/// The state as seen at `now` under some window, without expired entries.
+/// The state as seen at `now` under the cover's window, without the
+/// entries that left it.
 struct Live<'a> {
-    /// Units still counted.
+    /// Units still counted under the cover's window.
     count: u64,
     kept: Option<Kept<'a>>,
     /// Newest stored time (of any entry, dropped or not); `None` for no state.
     last_t: Option<u64>,
-    /// The stored rule (of the last check that wrote); `None` for no state.
-    stored: Option<Rule>,
+    /// The stored rules and cover; `None` for no state.
+    stored: Option<(Rules, Rule)>,
+    /// The window the view was taken under.
+    window_ms: u64,
 }
 
 impl Live<'_> {
     /// The expiry the stored state implies (see [`expire_at_ms`]).
     fn old_expiry(&self) -> Option<u64> {
-        Some(expiry_of(self.last_t?, self.stored?.window_ms))
+        Some(expiry_of(self.last_t?, self.stored?.1.window_ms))
     }
 
     /// Where a new entry goes: `now`, clamped so the log stays sorted.
     fn record_time(&self, now_ms: u64) -> u64 {
         self.last_t.map_or(now_ms, |last| last.max(now_ms))
     }
+
+    /// The cover after a check under `rules` that finds this state.
+    fn cover_with(&self, rules: &Rules) -> Rule {
+        let new = rules.cover();
+        match self.stored {
+            Some((_, keep)) => Rule {
+                limit: keep.limit.max(new.limit),
+                window_ms: keep.window_ms.max(new.window_ms),
+            },
+            None => new,
+        }
+    }
+
+    /// The units counted under a window no longer than the view's.
+    fn under(&self, now_ms: u64, window_ms: u64) -> Result<View<'_>, StateError> {
+        let Some(kept) = &self.kept else {
+            return Ok(View {
+                count: 0,
+                kept: None,
+            });
+        };
+        let mut kept = kept.clone();
+        let mut count = self.count;
+        if window_ms >= self.window_ms {
+            return Ok(View {
+                count,
+                kept: Some(kept),
+            });
+        }
+        loop {
+            if counted(kept.t, now_ms, window_ms) {
+                return Ok(View {
+                    count,
+                    kept: Some(kept),
+                });
+            }
+            count = count
+                .checked_sub(kept.count)
+                .ok_or(StateError::Corrupt("entry counts exceed stored total"))?;
+            match kept.rest.next_entry()? {
+                Some((t, c)) => {
+                    kept.t = t;
+                    kept.count = c;
+                }
+                None => {
+                    if count != 0 {
+                        return Err(StateError::Corrupt("entry counts do not add up"));
+                    }
+                    return Ok(View { count, kept: None });
+                }
+            }
+        }
+    }
+}
+
+/// The units one rule counts.
+struct View<'a> {
+    count: u64,
+    kept: Option<Kept<'a>>,
 }
 
 /// Whether a unit at `t` is still counted at `now`, i.e. `t + window > now`,
@@ -123,10 +190,10 @@ fn ms_left(t: u64, window_ms: u64, now_ms: u64) -> u64 {
     u64::try_from(left).unwrap_or(u64::MAX)
 }
 
-/// Decodes the state and skips the entries no longer counted at `now`.
+/// Decodes the state and skips the entries no longer counted at `now`
+/// under the longer of the stored cover's window and `window_ms`.
 /// Costs O(skipped entries): the entries after the first counted one are
-/// checked only by an allowed check ([`Live::check_kept`]), so a denied
-/// check stays O(cost) however many requests the limiter holds.
+/// checked only by a check that writes ([`Live::check_kept`]).
 fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'_>, StateError> {
     let Some(bytes) = state else {
         return Ok(Live {
@@ -134,13 +201,12 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
             kept: None,
             last_t: None,
             stored: None,
+            window_ms,
         });
     };
     let d = codec::decode(bytes)?;
-    let stored = Some(Rule {
-        limit: d.limit,
-        window_ms: d.window_ms,
-    });
+    let window_ms = window_ms.max(d.keep.window_ms);
+    let stored = Some((d.rules, d.keep));
     let (mut t, mut c) = d.first;
     let mut rest = d.rest;
     let mut dropped: u64 = 0;
@@ -160,6 +226,7 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                 kept: Some(Kept { t, count: c, rest }),
                 last_t: Some(d.last_t),
                 stored,
+                window_ms,
             });
         }
         dropped = dropped
@@ -179,6 +246,7 @@ fn live_view(state: Option<&[u8]>, now_ms: u64, window_ms: u64) -> Result<Live<'
                     kept: None,
                     last_t: Some(d.last_t),
                     stored,
+                    window_ms,
                 });
             }
         }
@@ -199,30 +267,60 @@ impl Live<'_> {
     }
 }
 
-/// The same entries, every one of them, under `rule` as the stored rule:
-/// what a denied check under another rule stores. Nothing is dropped,
-/// so no later check, under any rule, counts less than it would have.
-fn write_rule(out: &mut Vec<u8>, bytes: &[u8], rule: Rule) -> Result<(), StateError> {
+/// The same entries, every one of them, under `rules` and `keep`: what a
+/// denied check that widens the cover stores. Nothing is dropped, so no
+/// later check, under any rule, counts less than it would have.
+fn write_rules(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    rules: &Rules,
+    keep: Rule,
+) -> Result<(), StateError> {
     let d = codec::decode(bytes)?;
     let span = d.last_t - d.first.0;
     out.clear();
     out.reserve(codec::MAX_HEADER_LEN + d.entries.len());
-    codec::put_header(out, rule.limit, rule.window_ms, d.total, span);
+    codec::put_header(out, rules, keep, d.total, span);
     out.extend_from_slice(d.entries);
     Ok(())
 }
 
-/// Writes the state after appending `cost` units at `rec_t` to `live`.
+/// Writes the state after appending `cost` units at `rec_t` to `live`,
+/// keeping at most `keep.limit` units (the oldest go first).
 fn write_state(
     out: &mut Vec<u8>,
     live: &Live<'_>,
-    rule: Rule,
+    rules: &Rules,
+    keep: Rule,
     rec_t: u64,
     cost: u64,
-    new_total: u64,
-) -> Result<(), StateError> {
+) -> Result<u64, StateError> {
     out.clear();
-    match &live.kept {
+    let mut total = live.count.saturating_add(cost);
+    let mut kept = live.kept.clone();
+    // Drop the oldest units beyond the cover's limit: no rule applied
+    // needs them (each needs at most its limit newest units).
+    let mut excess = total.saturating_sub(keep.limit);
+    while excess > 0 {
+        let Some(k) = kept.as_mut() else {
+            break;
+        };
+        if k.count > excess {
+            k.count -= excess;
+            total -= excess;
+            break;
+        }
+        excess -= k.count;
+        total -= k.count;
+        match k.rest.next_entry()? {
+            Some((t, c)) => {
+                k.t = t;
+                k.count = c;
+            }
+            None => kept = None,
+        }
+    }
+    match &kept {
         Some(kept) => {
             let tail = kept.rest.remaining_bytes();
             let last_t = live.last_t.unwrap_or(rec_t);
@@ -233,23 +331,23 @@ fn write_state(
                 .checked_sub(last_t)
                 .ok_or(StateError::Corrupt("newest time after record time"))?;
             out.reserve(codec::MAX_HEADER_LEN + 2 * codec::MAX_ENTRY_LEN + tail.len());
-            codec::put_header(out, rule.limit, rule.window_ms, new_total, span);
+            codec::put_header(out, rules, keep, total, span);
             codec::put_entry(out, kept.t, kept.count);
             out.extend_from_slice(tail);
             codec::put_entry(out, delta, cost);
         }
         None => {
             out.reserve(codec::MAX_HEADER_LEN + codec::MAX_ENTRY_LEN);
-            codec::put_header(out, rule.limit, rule.window_ms, new_total, 0);
+            codec::put_header(out, rules, keep, total, 0);
             codec::put_entry(out, rec_t, cost);
         }
     }
-    Ok(())
+    Ok(total)
 }
 
 /// Smallest wait after which `need` more units have left the window.
-fn retry_after(live: &Live<'_>, need: u64, window_ms: u64, now_ms: u64) -> Result<i64, StateError> {
-    let Some(kept) = &live.kept else {
+fn retry_after(view: &View<'_>, need: u64, window_ms: u64, now_ms: u64) -> Result<i64, StateError> {
+    let Some(kept) = &view.kept else {
         return Err(StateError::Corrupt("entry counts do not add up"));
     };
     let mut freed = kept.count;
@@ -291,8 +389,7 @@ impl Live<'_> {
 ///
 /// `state` is `None` when the key does not exist. When the check is allowed
 /// and `out` is `Some`, the new state is written into it (cleared first);
-/// `out` is not touched when the check is denied, and a denied check never
-/// needs a write.
+/// `out` is not touched when the check is denied.
 pub fn check(
     state: Option<&[u8]>,
     now_ms: u64,
@@ -300,7 +397,17 @@ pub fn check(
     cost: u64,
     out: Option<&mut Vec<u8>>,
 ) -> Result<Decision, StateError> {
-    decide(state, now_ms, rule, cost, out).map(|(d, _)| d)
+    match out {
+        Some(out) => {
+            let mut scratch = Vec::new();
+            let (d, effect) = decide(state, now_ms, &Rules::one(rule), cost, Some(&mut scratch))?;
+            if matches!(effect, Effect::Store(_)) {
+                *out = scratch;
+            }
+            Ok(d)
+        }
+        None => decide(state, now_ms, &Rules::one(rule), cost, None).map(|(d, _)| d),
+    }
 }
 
 /// What the glue must do to the key after a check.
@@ -308,101 +415,148 @@ pub fn check(
 pub enum Effect {
     /// Allowed: store the new state, and this expiry when it changed.
     Store(Expiry),
-    /// Denied under another rule than the stored one (the policy changed)
-    /// with a window at least as long: store the same entries under this
-    /// rule, and this expiry when it changed, so that the key lives while
-    /// its entries count under the rule now applied. Replayed as a record
-    /// of cost 0.
+    /// Denied under rules that widen the cover or change the stored rules
+    /// with a window at least as long: store the same entries under them,
+    /// and this expiry when it changed, so that the key keeps what those
+    /// rules count. Replayed as a record of cost 0.
     Rewrite(Expiry),
     /// Denied: nothing changes.
     Nothing,
 }
 
-/// [`check`] that writes the new state of an allowed check into `out` and
-/// also says what to do with the key.
+/// Decides a check under every rule of `rules`, writes the new state of an
+/// allowed check (or a rewrite) into `out` and says what to do with the key.
 pub fn check_and_store(
     state: Option<&[u8]>,
     now_ms: u64,
-    rule: Rule,
+    rules: &Rules,
     cost: u64,
     out: &mut Vec<u8>,
 ) -> Result<(Decision, Effect), StateError> {
-    decide(state, now_ms, rule, cost, Some(out))
+    decide(state, now_ms, rules, cost, Some(out))
+}
+
+/// The decision a check under `rules` would make, writing nothing.
+pub fn peek_rules(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rules: &Rules,
+    cost: u64,
+) -> Result<Decision, StateError> {
+    decide(state, now_ms, rules, cost, None).map(|(d, _)| d)
 }
 
 fn decide(
     state: Option<&[u8]>,
     now_ms: u64,
-    rule: Rule,
+    rules: &Rules,
     cost: u64,
     out: Option<&mut Vec<u8>>,
 ) -> Result<(Decision, Effect), StateError> {
-    rule.validate()?;
+    rules.validate()?;
     validate_cost(cost)?;
-    let live = live_view(state, now_ms, rule.window_ms)?;
-    let limit = rule.limit;
-    let after = live.count.checked_add(cost).filter(|n| *n <= limit);
-    if let Some(current) = after {
+    let live = live_view(state, now_ms, rules.cover().window_ms)?;
+    // Per rule: (rule, its view, count after this check if it allows).
+    let mut allowed = true;
+    let mut binding: Option<(Rule, u64, i64, u64)> = None;
+    let mut denied: Option<(Rule, u64, i64, u64)> = None;
+    for rule in rules.as_slice() {
+        let view = live.under(now_ms, rule.window_ms)?;
+        let after = view.count.checked_add(cost).filter(|n| *n <= rule.limit);
+        let oldest = view.kept.as_ref().map(|k| k.t);
+        match after {
+            Some(current) => {
+                let rem = remaining(rule.limit, current);
+                if binding.is_none_or(|(r, c, _, _)| rem < remaining(r.limit, c)) {
+                    let rec_t = live.record_time(now_ms);
+                    let reset = ms_left(oldest.unwrap_or(rec_t), rule.window_ms, now_ms);
+                    binding = Some((*rule, current, 0, reset));
+                }
+            }
+            None => {
+                allowed = false;
+                let wait = if cost > rule.limit {
+                    -1
+                } else {
+                    // Denied with cost <= limit: count + cost > limit.
+                    let need = view.count.saturating_add(cost).saturating_sub(rule.limit);
+                    retry_after(&view, need, rule.window_ms, now_ms)?
+                };
+                let reset = oldest.map_or(0, |t| ms_left(t, rule.window_ms, now_ms));
+                let wins = match denied {
+                    None => true,
+                    Some((_, _, w, _)) => w >= 0 && (wait < 0 || wait > w),
+                };
+                if wins {
+                    denied = Some((*rule, view.count, wait, reset));
+                }
+            }
+        }
+    }
+    if allowed {
+        let Some((rule, current, _, reset)) = binding else {
+            return Err(StateError::InvalidArgument("at least one rule is needed"));
+        };
         let rec_t = live.record_time(now_ms);
         // Checked whether or not it writes, so that PEEK answers as CHECK.
         live.check_kept()?;
+        let keep = live.cover_with(rules);
         if let Some(out) = out {
-            write_state(out, &live, rule, rec_t, cost, current)?;
+            write_state(out, &live, rules, keep, rec_t, cost)?;
         }
-        let oldest = live.kept.as_ref().map_or(rec_t, |k| k.t);
         let d = Decision {
             allowed: true,
             current_count: current,
-            limit,
-            remaining: remaining(limit, current),
+            limit: rule.limit,
+            remaining: remaining(rule.limit, current),
             retry_after_ms: 0,
-            reset_after_ms: ms_left(oldest, rule.window_ms, now_ms),
+            reset_after_ms: reset,
         };
-        return Ok((d, Effect::Store(live.expiry_after(rec_t, rule.window_ms))));
+        return Ok((d, Effect::Store(live.expiry_after(rec_t, keep.window_ms))));
     }
-    let retry_after_ms = if cost > limit {
-        -1
-    } else {
-        // Denied with cost <= limit, so count + cost > limit and need >= 1.
-        let need = live.count.saturating_add(cost).saturating_sub(limit);
-        retry_after(&live, need, rule.window_ms, now_ms)?
+    let Some((rule, count, wait, reset)) = denied else {
+        return Err(StateError::InvalidArgument("at least one rule is needed"));
     };
     let d = Decision {
         allowed: false,
-        current_count: live.count,
-        limit,
-        remaining: remaining(limit, live.count),
-        retry_after_ms,
-        reset_after_ms: live
-            .kept
-            .as_ref()
-            .map_or(0, |k| ms_left(k.t, rule.window_ms, now_ms)),
+        current_count: count,
+        limit: rule.limit,
+        remaining: remaining(rule.limit, count),
+        retry_after_ms: wait,
+        reset_after_ms: reset,
     };
-    // A denied check under another rule stores it, keeping every entry, so
-    // that the key lives while they count under that rule; but not under a
-    // shorter window, whose earlier expiry would let a refused request
-    // erase requests that still count under the stored window.
-    let rewrite = match (state, live.last_t, live.stored) {
-        (Some(bytes), Some(last_t), Some(stored))
-            if stored != rule && rule.window_ms >= stored.window_ms =>
-        {
-            Some((bytes, last_t))
-        }
-        _ => None,
-    };
-    let Some((bytes, last_t)) = rewrite else {
+    let Some((bytes, last_t, keep)) = rewrite_of(state, &live, rules) else {
         return Ok((d, Effect::Nothing));
     };
     // Checked by PEEK too, so that it answers as CHECK would.
     live.check_kept()?;
     let effect = match out {
         Some(out) => {
-            write_rule(out, bytes, rule)?;
-            Effect::Rewrite(live.expiry_after(last_t, rule.window_ms))
+            write_rules(out, bytes, rules, keep)?;
+            Effect::Rewrite(live.expiry_after(last_t, keep.window_ms))
         }
         None => Effect::Nothing,
     };
     Ok((d, effect))
+}
+
+/// Whether a denied check under `rules` stores them: when they widen the
+/// cover (so that what they count is kept), or differ from the stored
+/// rules with a window at least as long as the cover's. Never under a
+/// shorter window alone: that would change nothing that is kept.
+fn rewrite_of<'a>(
+    state: Option<&'a [u8]>,
+    live: &Live<'_>,
+    rules: &Rules,
+) -> Option<(&'a [u8], u64, Rule)> {
+    let (bytes, last_t, (stored, keep)) = (state?, live.last_t?, live.stored?);
+    let new = rules.cover();
+    let widened = Rule {
+        limit: keep.limit.max(new.limit),
+        window_ms: keep.window_ms.max(new.window_ms),
+    };
+    let changes = widened != keep || (stored != *rules && new.window_ms >= keep.window_ms);
+    changes.then_some((bytes, last_t, widened))
 }
 
 /// The decision `check` would make, without building a new state.
@@ -415,14 +569,7 @@ pub fn peek(
     check(state, now_ms, rule, cost, None)
 }
 
-/// Unconditionally records `cost` units at `now_ms` (replica / AOF replay).
-///
-/// Given the same old bytes and arguments as an allowed `check`, writes
-/// exactly the bytes that check wrote; with cost 0, the bytes of a denied
-/// check's [`Effect::Rewrite`]. Fails with `InvalidArgument` only if the
-/// stored total would exceed `MAX_LIMIT`, which no allowed check can
-/// produce. Returns the expiry to go with the new state, or `None` when
-/// there is nothing to write (cost 0 and nothing counted).
+/// [`record_rules`] under one rule.
 pub fn record(
     state: Option<&[u8]>,
     now_ms: u64,
@@ -430,29 +577,99 @@ pub fn record(
     cost: u64,
     out: &mut Vec<u8>,
 ) -> Result<Option<Expiry>, StateError> {
-    rule.validate()?;
+    record_rules(state, now_ms, &Rules::one(rule), cost, out)
+}
+
+/// Unconditionally records `cost` units at `now_ms` (replica / AOF replay).
+///
+/// Given the same old bytes and arguments as an allowed check, writes
+/// exactly the bytes that check wrote; with cost 0, the bytes of a denied
+/// check's [`Effect::Rewrite`]. Returns the expiry to go with the new
+/// state, or `None` when there is nothing to write.
+pub fn record_rules(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rules: &Rules,
+    cost: u64,
+    out: &mut Vec<u8>,
+) -> Result<Option<Expiry>, StateError> {
+    rules.validate()?;
     if cost != 0 {
         validate_cost(cost)?;
     }
-    let live = live_view(state, now_ms, rule.window_ms)?;
+    let live = live_view(state, now_ms, rules.cover().window_ms)?;
     live.check_kept()?;
     if cost == 0 {
-        let (Some(bytes), Some(last_t)) = (state, live.last_t) else {
+        let Some((bytes, last_t, keep)) = rewrite_of(state, &live, rules) else {
             return Ok(None);
         };
-        write_rule(out, bytes, rule)?;
-        return Ok(Some(live.expiry_after(last_t, rule.window_ms)));
+        write_rules(out, bytes, rules, keep)?;
+        return Ok(Some(live.expiry_after(last_t, keep.window_ms)));
     }
-    let new_total = live
-        .count
-        .checked_add(cost)
-        .filter(|n| *n <= MAX_LIMIT)
-        .ok_or(StateError::InvalidArgument(
-            "recorded total would exceed MAX_LIMIT",
-        ))?;
+    let keep = live.cover_with(rules);
+    if cost > keep.limit.min(MAX_LIMIT) {
+        return Err(StateError::InvalidArgument(
+            "recorded cost above every limit",
+        ));
+    }
     let rec_t = live.record_time(now_ms);
-    write_state(out, &live, rule, rec_t, cost, new_total)?;
-    Ok(Some(live.expiry_after(rec_t, rule.window_ms)))
+    write_state(out, &live, rules, keep, rec_t, cost)?;
+    Ok(Some(live.expiry_after(rec_t, keep.window_ms)))
+}
+
+/// What a refund did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refund {
+    /// Nothing counted: nothing changes.
+    Nothing,
+    /// `removed` units taken back; store the new state and this expiry.
+    Store { removed: u64, expiry: Expiry },
+    /// Every counted unit taken back: delete the key.
+    Delete { removed: u64 },
+}
+
+/// Takes back the `n` most recently recorded units still counted (under
+/// the cover's window), or all of them when fewer are counted. The rules
+/// and cover stay. O(units kept).
+pub fn refund(state: &[u8], now_ms: u64, n: u64, out: &mut Vec<u8>) -> Result<Refund, StateError> {
+    validate_cost(n)?;
+    let live = live_view(Some(state), now_ms, 0)?;
+    live.check_kept()?;
+    let (Some(kept), Some((rules, keep))) = (&live.kept, live.stored) else {
+        return Ok(Refund::Nothing);
+    };
+    let removed = n.min(live.count);
+    let mut left = live.count - removed;
+    if left == 0 {
+        return Ok(Refund::Delete { removed });
+    }
+    // Keep the oldest `left` units.
+    let mut entries: Vec<(u64, u64)> = Vec::new();
+    let mut entry = Some((kept.t, kept.count));
+    let mut rest = kept.rest.clone();
+    while let Some((t, c)) = entry {
+        if left == 0 {
+            break;
+        }
+        let take = c.min(left);
+        entries.push((t, take));
+        left -= take;
+        entry = rest.next_entry()?;
+    }
+    let (Some(&(first_t, _)), Some(&(last_t, _))) = (entries.first(), entries.last()) else {
+        return Ok(Refund::Delete { removed });
+    };
+    out.clear();
+    codec::put_header(out, &rules, keep, live.count - removed, last_t - first_t);
+    let mut prev = 0;
+    for (t, c) in entries {
+        codec::put_entry(out, t - prev, c);
+        prev = t;
+    }
+    Ok(Refund::Store {
+        removed,
+        expiry: live.expiry_after(last_t, keep.window_ms),
+    })
 }
 
 /// Full O(n) validation of a stored value.
@@ -460,16 +677,18 @@ pub fn validate(state: &[u8]) -> Result<(), StateError> {
     codec::validate_all(&codec::decode(state)?)
 }
 
-/// The units still counted at `now_ms` under the stored window. Validates
-/// the whole value first.
+/// The units still counted at `now_ms` under the longest stored rule.
+/// Validates the whole value first.
 pub fn info(state: &[u8], now_ms: u64) -> Result<Info, StateError> {
     let d = codec::decode(state)?;
     codec::validate_all(&d)?;
+    let window_ms = d.rules.cover().window_ms;
+    let first = d.rules.as_slice().first().copied().unwrap_or(d.keep);
     let mut timestamps = Vec::new();
     let mut entry = Some(d.first);
     let mut rest = d.rest.clone();
     while let Some((t, c)) = entry {
-        if counted(t, now_ms, d.window_ms) {
+        if counted(t, now_ms, window_ms) {
             // Bounded: validation capped the total at MAX_LIMIT.
             timestamps.extend(std::iter::repeat_n(t, usize::try_from(c).unwrap_or(0)));
         }
@@ -477,18 +696,19 @@ pub fn info(state: &[u8], now_ms: u64) -> Result<Info, StateError> {
     }
     Ok(Info {
         count: timestamps.len() as u64,
-        limit: d.limit,
-        window_ms: d.window_ms,
+        limit: first.limit,
+        window_ms: first.window_ms,
+        rules: d.rules,
         timestamps,
     })
 }
 
 /// When the key may expire (Unix ms): the newest entry's time plus the
-/// stored window, rounded up to a whole second so the glue only updates the
-/// expiry when it moves to another second. Saturates at `u64::MAX`.
+/// cover's window, rounded up to a whole second so the glue only updates
+/// the expiry when it moves to another second. Saturates at `u64::MAX`.
 pub fn expire_at_ms(state: &[u8]) -> Result<u64, StateError> {
     let d = codec::decode(state)?;
-    Ok(expiry_of(d.last_t, d.window_ms))
+    Ok(expiry_of(d.last_t, d.keep.window_ms))
 }
 
 /// `last_t + window_ms` rounded up to a whole second, saturated.
@@ -505,6 +725,17 @@ mod tests {
     use crate::limiter::rule::{MAX_COST, MAX_WINDOW_MS, MIN_WINDOW_MS};
 
     const W: u64 = 10_000;
+
+    /// The one-rule form the tests were written against.
+    fn check_and_store(
+        state: Option<&[u8]>,
+        now_ms: u64,
+        rule: Rule,
+        cost: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(Decision, Effect), StateError> {
+        super::check_and_store(state, now_ms, &Rules::one(rule), cost, out)
+    }
     const T0: u64 = 1_700_000_000_000;
 
     fn rule(limit: u64) -> Rule {
@@ -686,9 +917,11 @@ mod tests {
         let st = s.clone().unwrap();
         let info = info(&st, T0 + 5_500).unwrap();
         assert_eq!((info.limit, info.window_ms, info.count), (10, 3_000, 3));
-        // Longer window again: dropped entries do not come back (3 kept + 1).
+        // Longer window again: the shorter one dropped nothing that the
+        // longer one counts (5 earlier + 1 + this one).
         let d = peek(Some(&st), T0 + 5_500, rule(10), 1).unwrap();
-        assert_eq!(d.current_count, 4);
+        assert_eq!(d.current_count, 7);
+        assert_eq!(expire_at_ms(&st).unwrap(), T0 + 16_000);
     }
 
     #[test]
@@ -794,7 +1027,7 @@ mod tests {
     }
 
     #[test]
-    fn record_refuses_totals_above_max_limit() {
+    fn record_keeps_at_most_the_largest_limit() {
         let big = Rule {
             limit: MAX_LIMIT,
             window_ms: W,
@@ -802,11 +1035,16 @@ mod tests {
         let mut s = Vec::new();
         record(None, T0, big, MAX_COST, &mut s).unwrap();
         let mut out = Vec::new();
+        // The oldest unit goes: no rule needs more than MAX_LIMIT.
+        record(Some(&s), T0 + 1, big, 1, &mut out).unwrap();
+        assert_eq!(super::codec::decode(&out).unwrap().total, MAX_LIMIT);
+        assert_eq!(peek(Some(&s), T0, big, 1).unwrap().retry_after_ms, W as i64);
+        // A cost above every limit is never recorded.
+        let small = Rule::new(2, W).unwrap();
         assert!(matches!(
-            record(Some(&s), T0, big, 1, &mut out),
+            record(None, T0, small, 3, &mut out),
             Err(StateError::InvalidArgument(_))
         ));
-        assert_eq!(peek(Some(&s), T0, big, 1).unwrap().retry_after_ms, W as i64);
     }
 
     #[test]

@@ -80,6 +80,13 @@ pub const fn optional_block(name: &'static CStr, args: &'static [Arg]) -> Arg {
     }
 }
 
+pub const fn block(name: &'static CStr, args: &'static [Arg]) -> Arg {
+    Arg {
+        kind: ArgKind::Block(args),
+        ..string(name)
+    }
+}
+
 pub const fn many(value: Arg) -> Arg {
     Arg {
         multiple: true,

@@ -326,6 +326,7 @@ pub fn routing_arg(command: &str) -> Option<usize> {
     }
     match command.to_ascii_uppercase().as_str() {
         "CACHE.KEY" | "CACHE.STATS" => None,
+        "RATELIMIT.CHECKALL" => Some(3),
         _ => Some(1),
     }
 }

@@ -89,7 +89,7 @@ fn bad_input_is_refused_and_changes_nothing() {
             (
                 "RATELIMIT.CHECK",
                 &["bad", "5", "60", "COST"],
-                "ERR syntax error: COST needs a value; allowed options are [<limit> <window_seconds>] [ACTION <action>] [COST <n>]",
+                "ERR syntax error: COST needs a value; allowed options are [<limit> <window_seconds> ...] [ACTION <action>] [COST <n>]",
             ),
             (
                 "RATELIMIT.CHECK",

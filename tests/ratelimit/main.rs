@@ -10,6 +10,7 @@
 mod common;
 
 mod errors;
+mod multi;
 mod parallel;
 mod policies;
 mod replies;
@@ -148,7 +149,8 @@ fn info(c: &mut Connection, args: &[&str]) -> Info {
             "limit",
             "window_ms",
             "timestamps",
-            "ttl_ms"
+            "ttl_ms",
+            "rules"
         ]
     );
     let int = |v: &Value| -> i64 { redis::from_redis_value(v).expect("integer") };

@@ -152,3 +152,97 @@ class RateLimiter:
         except Exception as e:
             raise RateLimiterError(f"RATELIMIT.RESET failed: {e}") from e
         return bool(n)
+
+    async def _call_int(self, *args: Any) -> int | None:
+        try:
+            return int(await self.cache.redis_client.execute_command(*args))
+        except _OUTAGE as e:
+            if self.fail_open:
+                logger.warning("cachekit: %s failed (%s); allowed (fail_open)", args[0], e)
+                return None
+            raise RateLimiterError(f"{args[0]} failed: {e}") from e
+        except Exception as e:
+            raise RateLimiterError(f"{args[0]} failed: {e}") from e
+
+    async def acquire(
+        self,
+        identifier: str,
+        limit: int | None = None,
+        window_seconds: int | None = None,
+        action: str = "default",
+        cost: int = 1,
+    ) -> int:
+        """One ``RATELIMIT.ACQUIRE``: 0 when admitted (and recorded), else the
+        milliseconds to wait before the same call is admitted; -1 when `cost`
+        exceeds the limit. Without `limit`/`window_seconds` the server's
+        policy for `action` applies."""
+        ident_ = ident(identifier, "identifier")
+        args: list[Any] = ["RATELIMIT.ACQUIRE", ident_]
+        if (limit is None) != (window_seconds is None):
+            raise ValueError("limit and window_seconds go together")
+        if limit is not None and window_seconds is not None:
+            args += [positive(limit, "limit"), positive(window_seconds, "window_seconds")]
+        args += ["ACTION", action_arg(action), "COST", positive(cost, "cost")]
+        n = await self._call_int(*args)
+        return 0 if n is None else n
+
+    async def is_allowed_rules(
+        self,
+        identifier: str,
+        rules: list[tuple[int, int]],
+        action: str = "default",
+        cost: int = 1,
+    ) -> dict[str, Any]:
+        """As :meth:`is_allowed` under several ``(limit, window_seconds)``
+        rules at once (1 to 8), all of which must allow; the reply describes
+        the binding rule."""
+        ident_ = ident(identifier, "identifier")
+        if not 1 <= len(rules) <= 8:
+            raise ValueError(
+                f"rules must hold 1 to 8 (limit, window_seconds) pairs, got {len(rules)}"
+            )
+        args: list[Any] = ["RATELIMIT.CHECK", ident_]
+        for limit, window in rules:
+            args += [positive(limit, "limit"), positive(window, "window_seconds")]
+        args += ["ACTION", action_arg(action), "COST", positive(cost, "cost")]
+        m = await self._call(*args)
+        return self._open_result(None) if m is None else self._check_result(m)
+
+    async def is_allowed_all(
+        self, limiters: list[tuple[str, str]], cost: int = 1
+    ) -> dict[str, Any]:
+        """One ``RATELIMIT.CHECKALL`` over ``(action, identifier)`` pairs (1 to
+        16), each under its action's policy: all admitted, or none recorded.
+        Returns `allowed`, `retry_after_ms`, `blocking` (index of the limiter
+        that needs the longest wait, -1 when allowed) and `remaining` (list,
+        in the given order)."""
+        if not 1 <= len(limiters) <= 16:
+            raise ValueError(f"limiters must hold 1 to 16 pairs, got {len(limiters)}")
+        args: list[Any] = ["RATELIMIT.CHECKALL", len(limiters)]
+        for action, identifier in limiters:
+            args += [action_arg(action), ident(identifier, "identifier")]
+        args += ["COST", positive(cost, "cost")]
+        m = await self._call(*args)
+        if m is None:
+            return {
+                "allowed": True,
+                "retry_after_ms": 0,
+                "blocking": -1,
+                "remaining": [],
+                "fail_open": True,
+            }
+        return {
+            "allowed": bool(m["allowed"]),
+            "retry_after_ms": int(m["retry_after_ms"]),
+            "blocking": int(m["blocking"]),
+            "remaining": [int(r) for r in m["remaining"]],
+        }
+
+    async def refund(self, identifier: str, action: str = "default", cost: int = 1) -> int:
+        """Takes back the `cost` most recent requests still counted (e.g. the
+        work they stood for failed); returns how many were taken back."""
+        ident_ = ident(identifier, "identifier")
+        n = await self._call_int(
+            "RATELIMIT.REFUND", ident_, "ACTION", action_arg(action), "COST", positive(cost, "cost")
+        )
+        return 0 if n is None else n

@@ -14,14 +14,30 @@ use std::ffi::c_int;
 use crate::kinds::{self, KindId, Scheme, Value};
 use crate::redis::command::{command, Command, CommandDef, Handler, KeyAccess};
 use crate::redis::command_docs::{
-    flag, integer, key, many, option, optional_block, string, Arg, TTL,
+    block, flag, integer, key, many, option, optional_block, string, Arg, TTL,
 };
 
 const FILTERS: Arg = option(c"FILTERS", string(c"json_object"));
 const ACTION: Arg = option(c"ACTION", string(c"action"));
 const CHECK_ARGS: &[Arg] = &[
     string(c"identifier"),
-    optional_block(c"rule", &[integer(c"limit"), integer(c"window_seconds")]),
+    many(optional_block(
+        c"rule",
+        &[integer(c"limit"), integer(c"window_seconds")],
+    )),
+    ACTION,
+    option(c"COST", integer(c"n")),
+];
+const CHECKALL_ARGS: &[Arg] = &[
+    integer(c"numlimiters"),
+    many(block(
+        c"limiter",
+        &[string(c"action"), string(c"identifier")],
+    )),
+    option(c"COST", integer(c"n")),
+];
+const REFUND_ARGS: &[Arg] = &[
+    string(c"identifier"),
     ACTION,
     option(c"COST", integer(c"n")),
 ];
@@ -216,6 +232,42 @@ pub static COMMANDS: &[Command] = &[
         handler: ratelimit::check,
     }),
     command!(CommandDef {
+        name: "ratelimit.acquire",
+        flags: WRITE,
+        arity: -2,
+        route_arg: 1,
+        route_is_key: false,
+        keys: KeyAccess::ReadUpdate,
+        complexity: "O(N) where N is the number of requests the limiter holds; O(COST) when denied under its stored rules",
+        args: CHECK_ARGS,
+        summary: "RATELIMIT.CHECK with a one-integer reply: 0 when admitted, else the ms to wait (-1: never).",
+        handler: ratelimit::acquire,
+    }),
+    command!(CommandDef {
+        name: "ratelimit.checkall",
+        flags: WRITE,
+        arity: -4,
+        route_arg: 3,
+        route_is_key: false,
+        keys: KeyAccess::ReadUpdate,
+        complexity: "O(L*N) where L is the number of limiters and N the requests each holds",
+        args: CHECKALL_ARGS,
+        summary: "All-or-nothing check of up to 16 limiters under their actions' policies.",
+        handler: ratelimit::checkall,
+    }),
+    command!(CommandDef {
+        name: "ratelimit.refund",
+        flags: WRITE,
+        arity: -2,
+        route_arg: 1,
+        route_is_key: false,
+        keys: KeyAccess::ReadUpdate,
+        complexity: "O(N) where N is the number of requests the limiter holds",
+        args: REFUND_ARGS,
+        summary: "Takes back the most recent requests still counted by a limiter.",
+        handler: ratelimit::refund,
+    }),
+    command!(CommandDef {
         name: "ratelimit.peek",
         flags: READ_LINEAR,
         arity: -2,
@@ -254,12 +306,12 @@ pub static COMMANDS: &[Command] = &[
     command!(CommandDef {
         name: "ratelimit.record",
         flags: WRITE,
-        arity: 6,
+        arity: -5,
         route_arg: 1,
         route_is_key: true,
         keys: KeyAccess::Update,
         complexity: "O(N) where N is the number of requests the limiter holds",
-        args: &[key(c"key"), integer(c"now_ms"), integer(c"limit"), integer(c"window_ms"), integer(c"cost")],
+        args: &[key(c"key"), integer(c"now_ms"), integer(c"limit"), integer(c"window_ms"), integer(c"cost"), many(optional_block(c"rule", &[integer(c"limit"), integer(c"window_ms")]))],
         summary: "Internal: applies an admitted check at an absolute time (what replicas and the AOF receive).",
         handler: ratelimit::record,
     }),
