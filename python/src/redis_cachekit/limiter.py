@@ -7,7 +7,8 @@ call it at once, no more than `limit` requests are admitted in any window.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,6 +18,8 @@ from .manager import CacheManager
 from .services import ident
 
 logger = logging.getLogger("redis_cachekit")
+
+T = TypeVar("T")
 
 _OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -58,9 +61,11 @@ class RateLimiter:
         self.cache = cache_manager
         self.fail_open = fail_open
 
-    async def _call(self, *args: Any) -> dict[str, Any] | None:
+    async def _request(self, parse: Callable[[Any], T], *args: Any) -> T | None:
+        """The parsed reply; None when the server cannot answer and the
+        limiter fails open."""
         try:
-            return reply_map(await self.cache.redis_client.execute_command(*args))
+            return parse(await self.cache.redis_client.execute_command(*args))
         except _OUTAGE as e:
             if self.fail_open:
                 logger.warning("cachekit: %s failed (%s); allowed (fail_open)", args[0], e)
@@ -68,6 +73,9 @@ class RateLimiter:
             raise RateLimiterError(f"{args[0]} failed: {e}") from e
         except Exception as e:
             raise RateLimiterError(f"{args[0]} failed: {e}") from e
+
+    async def _call(self, *args: Any) -> dict[str, Any] | None:
+        return await self._request(reply_map, *args)
 
     @staticmethod
     def _check_result(m: dict[str, Any]) -> dict[str, Any]:
@@ -154,15 +162,7 @@ class RateLimiter:
         return bool(n)
 
     async def _call_int(self, *args: Any) -> int | None:
-        try:
-            return int(await self.cache.redis_client.execute_command(*args))
-        except _OUTAGE as e:
-            if self.fail_open:
-                logger.warning("cachekit: %s failed (%s); allowed (fail_open)", args[0], e)
-                return None
-            raise RateLimiterError(f"{args[0]} failed: {e}") from e
-        except Exception as e:
-            raise RateLimiterError(f"{args[0]} failed: {e}") from e
+        return await self._request(int, *args)
 
     async def acquire(
         self,
