@@ -82,7 +82,7 @@ bench: build
 	scripts/bench.sh
 
 # The Python tier against round trips, and a bot-like workload with and
-# without it and the original services' way (about 30 s).
+# without it and the original services' way (about 40 s).
 bench-python: build pyenv
 	cd python && $(PYBIN)/python bench/bench_python.py
 
