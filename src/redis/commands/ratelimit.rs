@@ -81,36 +81,47 @@ pub fn parse_check_syntax<'a>(args: &Args<'a>, from: usize) -> Result<CheckArgs<
         }
         i += 2;
     }
-    let mut action = None;
-    let mut cost = None;
-    while i < args.len() {
-        let arg = args.bytes(i);
-        let is_action = is_token(arg, "ACTION");
-        if !is_action && !is_token(arg, "COST") {
-            return Err(syntax_error(arg, CHECK_OPTIONS));
-        }
-        if i + 1 >= args.len() {
-            return Err(missing_value(arg, CHECK_OPTIONS));
-        }
-        let value = args.bytes(i + 1);
-        if is_action {
-            if action.replace(valid_action(value)?).is_some() {
-                return Err(given_twice(arg, CHECK_OPTIONS));
-            }
-        } else if cost
-            .replace(int_in(value, "COST", 1, MAX_COST as i64)? as u64)
-            .is_some()
-        {
-            return Err(given_twice(arg, CHECK_OPTIONS));
-        }
-        i += 2;
-    }
+    let (action, cost) = action_and_cost(args, i, CHECK_OPTIONS)?;
     Ok(CheckArgs {
         identifier,
         action: action.unwrap_or(b"default"),
         explicit,
         cost: cost.unwrap_or(1),
     })
+}
+
+/// `[ACTION <action>] [COST <n>]` from argument `i` on, each at most once;
+/// `options` names what the command allows, for the error texts.
+fn action_and_cost<'a>(
+    args: &Args<'a>,
+    mut i: usize,
+    options: &str,
+) -> Result<(Option<&'a [u8]>, Option<u64>), CmdError> {
+    let mut action = None;
+    let mut cost = None;
+    while i < args.len() {
+        let arg = args.bytes(i);
+        let is_action = is_token(arg, "ACTION");
+        if !is_action && !is_token(arg, "COST") {
+            return Err(syntax_error(arg, options));
+        }
+        if i + 1 >= args.len() {
+            return Err(missing_value(arg, options));
+        }
+        let value = args.bytes(i + 1);
+        if is_action {
+            if action.replace(valid_action(value)?).is_some() {
+                return Err(given_twice(arg, options));
+            }
+        } else if cost
+            .replace(int_in(value, "COST", 1, MAX_COST as i64)? as u64)
+            .is_some()
+        {
+            return Err(given_twice(arg, options));
+        }
+        i += 2;
+    }
+    Ok((action, cost))
 }
 
 fn valid_action(action: &[u8]) -> Result<&[u8], CmdError> {
@@ -529,31 +540,7 @@ const REFUND_OPTIONS: &str = "[ACTION <action>] [COST <n>]";
 /// most recent requests still counted; replies how many.
 pub fn refund(reply: &Reply, args: &Args) -> CmdResult {
     let identifier = args.bytes(1);
-    let mut action = None;
-    let mut cost = None;
-    let mut i = 2;
-    while i < args.len() {
-        let arg = args.bytes(i);
-        let is_action = is_token(arg, "ACTION");
-        if !is_action && !is_token(arg, "COST") {
-            return Err(syntax_error(arg, REFUND_OPTIONS));
-        }
-        if i + 1 >= args.len() {
-            return Err(missing_value(arg, REFUND_OPTIONS));
-        }
-        let value = args.bytes(i + 1);
-        if is_action {
-            if action.replace(valid_action(value)?).is_some() {
-                return Err(given_twice(arg, REFUND_OPTIONS));
-            }
-        } else if cost
-            .replace(int_in(value, "COST", 1, MAX_COST as i64)? as u64)
-            .is_some()
-        {
-            return Err(given_twice(arg, REFUND_OPTIONS));
-        }
-        i += 2;
-    }
+    let (action, cost) = action_and_cost(args, 2, REFUND_OPTIONS)?;
     let action = action.unwrap_or(b"default");
     let cost = cost.unwrap_or(1);
     let ctx = reply.ctx();
