@@ -28,6 +28,9 @@ const MODULE_COMMANDS: &[&str] = &[
     "ratelimit.peek",
     "ratelimit.info",
     "ratelimit.reset",
+    "ratelimit.acquire",
+    "ratelimit.checkall",
+    "ratelimit.refund",
 ];
 
 /// `ACL SETUSER` granting every module command by name (module commands
@@ -560,6 +563,41 @@ fn acl_applies_to_users_with_roles_documents_and_embeddings() {
         );
         expect_error(&call(&mut r, &["CACHE.GETDOCUMENTS", "3", "all"]), "NOPERM");
         assert_eq!(call(&mut admin, &["DBSIZE"]), Resp::Int(2));
+        s.assert_log_clean();
+    }
+}
+
+/// CHECKALL is key-checked on every limiter it names: one key outside the
+/// user's patterns refuses the whole call, and nothing is written anywhere.
+#[test]
+fn acl_applies_to_every_limiter_of_checkall() {
+    for flavor in Flavor::ALL {
+        let s = Server::with_module_args(flavor, &["ratelimit-policies", "a:5/60 b:5/60"]);
+        let mut admin = RawConn::connect(s.port);
+        acl_user(&mut admin, "onlya", &["~rate_limit:a:*"]);
+        let mut c = login(&s, "onlya");
+        let admitted = call(&mut c, &["RATELIMIT.CHECKALL", "1", "a", "x"]).flat();
+        assert_eq!(
+            admitted.get(..2),
+            Some(&["allowed".to_string(), "1".to_string()][..])
+        );
+        let e = expect_error(
+            &call(&mut c, &["RATELIMIT.CHECKALL", "2", "a", "x", "b", "x"]),
+            "NOPERM",
+        );
+        assert!(e.contains("'rate_limit:b:x'"), "{e}");
+        let e = expect_error(
+            &call(&mut c, &["RATELIMIT.CHECKALL", "2", "b", "y", "a", "y"]),
+            "NOPERM",
+        );
+        assert!(e.contains("'rate_limit:b:y'"), "{e}");
+        // Only the first, admitted call counted anything.
+        let info = call(&mut admin, &["RATELIMIT.INFO", "x", "ACTION", "a"]).flat();
+        assert_eq!(
+            info.get(..2),
+            Some(&["current_requests".to_string(), "1".to_string()][..])
+        );
+        assert_eq!(call(&mut admin, &["DBSIZE"]), Resp::Int(1));
         s.assert_log_clean();
     }
 }
