@@ -27,3 +27,16 @@ pub use window::{
     check, check_and_store, expire_at_ms, info, peek, peek_rules, record, record_rules, refund,
     validate, Decision, Effect, Expiry, Info, Refund,
 };
+
+/// The one-rule form of [`check_and_store`] that the older tests were
+/// written against.
+#[cfg(test)]
+pub(crate) fn check_and_store_one(
+    state: Option<&[u8]>,
+    now_ms: u64,
+    rule: Rule,
+    cost: u64,
+    out: &mut Vec<u8>,
+) -> Result<(Decision, Effect), StateError> {
+    check_and_store(state, now_ms, &Rules::one(rule), cost, out)
+}

@@ -9,16 +9,7 @@ use super::*;
 
 const T0: u64 = 1_700_000_000_000;
 
-/// The one-rule form the tests were written against.
-fn check_and_store(
-    state: Option<&[u8]>,
-    now_ms: u64,
-    rule: Rule,
-    cost: u64,
-    out: &mut Vec<u8>,
-) -> Result<(Decision, Effect), StateError> {
-    crate::limiter::check_and_store(state, now_ms, &Rules::one(rule), cost, out)
-}
+use super::check_and_store_one as check_and_store;
 
 /// Seed from CACHEKIT_SEED when set (to replay a failure), else fixed.
 fn seed(default: u64) -> u64 {

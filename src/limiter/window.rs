@@ -726,16 +726,7 @@ mod tests {
 
     const W: u64 = 10_000;
 
-    /// The one-rule form the tests were written against.
-    fn check_and_store(
-        state: Option<&[u8]>,
-        now_ms: u64,
-        rule: Rule,
-        cost: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<(Decision, Effect), StateError> {
-        super::check_and_store(state, now_ms, &Rules::one(rule), cost, out)
-    }
+    use crate::limiter::check_and_store_one as check_and_store;
     const T0: u64 = 1_700_000_000_000;
 
     fn rule(limit: u64) -> Rule {
